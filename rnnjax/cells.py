@@ -1,0 +1,173 @@
+"""Recurrent cells: the Elman RNN, the LSTM and the GRU, as pure functions.
+
+Every cell keeps its weights as ``w_x`` ``[D, G]`` (input), ``w_h`` ``[H, G]`` (recurrent) and ``b``
+``[G]``, with the gates side by side along ``G``. Each is written once, as ``core(rec, params, carry, xw)``
+where ``xw = x @ w_x + b`` and ``rec(name, u) = u @ params[name]``; ``step`` binds the plain matmul, and
+:mod:`rnnjax.fused` binds the fast path's recording matmul to the same ``core``, so the two can never
+drift apart.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from rnnjax import _checks
+from rnnjax import initializers as inits
+from rnnjax.types import Cell, LSTMCarry
+
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+
+
+def _matmul(params):
+    return lambda name, u: u @ params[name]
+
+
+def _make_cell(name, hidden_size, init, core, initial_carry) -> Cell:
+    def step(params, carry, x):
+        _checks.rank(x, 1, "[D] (one time step of one example)", name, "x")
+        _checks.floating(x, "x", name)
+        _checks.features(x, params, name)
+        xw = x @ params["w_x"] + params["b"]
+        return core(_matmul(params), params, carry, xw)
+
+    def checked_init(key, input_size):
+        _checks.hidden_size(input_size, "input_size")
+        return init(key, input_size)
+
+    return Cell(checked_init, step, initial_carry, core, hidden_size, name)
+
+
+def _zeros_h(params):
+    return jnp.zeros(params["w_h"].shape[:1], params["w_h"].dtype)
+
+
+def rnn(
+    hidden_size: int,
+    activation: str = "tanh",
+    init: str = "orthogonal",
+    recurrent_scale=1.0,
+    input_init: str = "glorot_uniform",
+) -> Cell:
+    """The Elman RNN: ``h_t = g(W_i x_t + W_R h_{t-1} + b)``, output ``y_t = h_t``.
+
+    Shapes: ``x_t`` ``[D]``, ``h_t`` ``[H]``; params ``w_x`` ``[D, H]`` (``W_i``), ``w_h`` ``[H, H]``
+    (``W_R``), ``b`` ``[H]``. The readout ``g_y(W_y h_t + b_y)`` belongs to the model on top.
+
+    Args:
+      hidden_size: ``H``.
+      activation: ``"tanh"`` (range (-1, 1)) or ``"relu"``.
+      init: the recurrent weights: ``"orthogonal"`` (``recurrent_scale * Q``, Saxe et al. 2014),
+        ``"identity"`` (``recurrent_scale * I``: with ``activation="relu"`` and scale 1 this is the
+        IRNN of Le et al. 2015), or ``"uniform"`` (``U(±recurrent_scale/sqrt(H))``, PyTorch's default).
+      recurrent_scale: the gain of the recurrent init; an array is fine, so a sweep can vmap over it.
+      input_init: ``"glorot_uniform"`` (Glorot & Bengio 2010) or ``"uniform"`` (``U(±1/sqrt(H))``).
+
+    Reference: Elman 1990, "Finding structure in time".
+    """
+    hidden_size = _checks.hidden_size(hidden_size)
+    g = ACTIVATIONS[_checks.choice(activation, ACTIVATIONS, "activation")]
+    w_h_init = inits.recurrent(init, hidden_size, recurrent_scale)
+    w_x_init = inits.input_(input_init, hidden_size)
+
+    def init_fn(key, input_size):
+        kx, kh = jax.random.split(key)
+        return {
+            "w_x": w_x_init(kx, (input_size, hidden_size)),
+            "w_h": w_h_init(kh, (hidden_size, hidden_size)),
+            "b": jnp.zeros((hidden_size,)),
+        }
+
+    def core(rec, params, h, xw):
+        h = g(xw + rec("w_h", h))
+        return h, h
+
+    return _make_cell(f"rnn({hidden_size}, {activation})", hidden_size, init_fn, core, _zeros_h)
+
+
+def lstm(hidden_size: int, forget_bias=1.0) -> Cell:
+    """The LSTM with a forget gate (Hochreiter & Schmidhuber 1997; Gers, Schmidhuber & Cummins 2000).
+
+    With ``[a_i, a_f, a_g, a_o] = W_x x_t + W_h h_{t-1} + b``:
+
+        i = σ(a_i), f = σ(a_f), g = tanh(a_g), o = σ(a_o)
+        c_t = f ⊙ c_{t-1} + i ⊙ g
+        h_t = o ⊙ tanh(c_t),   output y_t = h_t
+
+    Shapes: ``x_t`` ``[D]``; carry ``LSTMCarry(h [H], c [H])``; params ``w_x`` ``[D, 4H]``, ``w_h``
+    ``[H, 4H]``, ``b`` ``[4H]``, gates in PyTorch's order (i, f, g, o).
+
+    Init: ``w_x`` Glorot uniform, each gate's ``[H, H]`` block of ``w_h`` orthogonal, ``b`` zero except
+    the forget block, which is ``forget_bias`` (Gers et al. 2000; Jozefowicz, Zaremba & Sutskever 2015),
+    so the cell starts out remembering.
+    """
+    hidden_size = _checks.hidden_size(hidden_size)
+    H = hidden_size
+
+    def init_fn(key, input_size):
+        kx, kh = jax.random.split(key)
+        b = jnp.zeros((4 * H,)).at[H : 2 * H].set(forget_bias)
+        return {
+            "w_x": inits.glorot_uniform()(kx, (input_size, 4 * H)),
+            "w_h": inits.blocks(inits.orthogonal(), kh, 4, H),
+            "b": b,
+        }
+
+    def core(rec, params, carry, xw):
+        a = xw + rec("w_h", carry.h)
+        i, f, g, o = jnp.split(a, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * carry.c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return LSTMCarry(h, c), h
+
+    def initial_carry(params):
+        h = _zeros_h(params)
+        return LSTMCarry(h, h)
+
+    return _make_cell(f"lstm({H})", H, init_fn, core, initial_carry)
+
+
+def gru(hidden_size: int, reset_after: bool = False) -> Cell:
+    """The GRU (Cho et al. 2014), with update gate ``z`` and reset gate ``r``.
+
+    With ``[a_r, a_z, a_n] = W_x x_t + b``:
+
+        r = σ(a_r + W_hr h_{t-1}),  z = σ(a_z + W_hz h_{t-1})
+        reset_after=False (Cho et al. 2014):  h~ = tanh(a_n + W_hn (r ⊙ h_{t-1}))
+        reset_after=True (cuDNN, PyTorch, Flax): h~ = tanh(a_n + r ⊙ (W_hn h_{t-1} + b_hn))
+        h_t = (1 - z) ⊙ h_{t-1} + z ⊙ h~,   output y_t = h_t
+
+    ``z`` here is the fraction of the new candidate taken in; PyTorch and Flax write
+    ``h_t = (1 - z') ⊙ h~ + z' ⊙ h_{t-1}``, so ``z = 1 - z'`` (:mod:`rnnjax.interop` converts).
+
+    Shapes: ``x_t`` and carry ``h`` as for :func:`rnn`; params ``w_x`` ``[D, 3H]``, ``b`` ``[3H]``
+    (gates r, z, n); ``reset_after=False``: ``w_h`` ``[H, 2H]`` (r, z) and ``w_hn`` ``[H, H]``;
+    ``reset_after=True``: ``w_h`` ``[H, 3H]`` (r, z, n) and ``b_hn`` ``[H]``.
+    """
+    hidden_size = _checks.hidden_size(hidden_size)
+    H = hidden_size
+
+    def init_fn(key, input_size):
+        kx, kh = jax.random.split(key)
+        params = {"w_x": inits.glorot_uniform()(kx, (input_size, 3 * H)), "b": jnp.zeros((3 * H,))}
+        w_h = inits.blocks(inits.orthogonal(), kh, 3, H)
+        if reset_after:
+            params.update(w_h=w_h, b_hn=jnp.zeros((H,)))
+        else:
+            params.update(w_h=w_h[:, : 2 * H], w_hn=w_h[:, 2 * H :])
+        return params
+
+    def core(rec, params, h, xw):
+        a_r, a_z, a_n = jnp.split(xw, 3, axis=-1)
+        hw = rec("w_h", h)
+        r = jax.nn.sigmoid(a_r + hw[..., :H])
+        z = jax.nn.sigmoid(a_z + hw[..., H : 2 * H])
+        if reset_after:
+            n = jnp.tanh(a_n + r * (hw[..., 2 * H :] + params["b_hn"]))
+        else:
+            n = jnp.tanh(a_n + rec("w_hn", r * h))
+        h = h + z * (n - h)
+        return h, h
+
+    suffix = ", reset_after=True" if reset_after else ""
+    return _make_cell(f"gru({H}{suffix})", H, init_fn, core, _zeros_h)

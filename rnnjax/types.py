@@ -1,0 +1,80 @@
+"""The shared vocabulary of rnnjax: cells, networks and their carries.
+
+A *cell* is a NamedTuple of pure functions (the shape of Haiku's ``RNNCore`` and optax's
+``GradientTransformation``):
+
+- ``init(key, input_size) -> params``: a dict of arrays;
+- ``step(params, carry, x) -> (carry, y)``: one time step for one example, ``x`` of shape ``[D]``; it is
+  exactly a ``jax.lax.scan`` body once ``params`` is bound;
+- ``initial_carry(params) -> carry``: the all-zero state.
+
+Cells see one example; a batch is a ``jax.vmap``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+
+Array = jax.Array
+Params = dict[str, Array]
+Carry = Any
+
+
+class LSTMCarry(NamedTuple):
+    """State of an LSTM: the hidden state ``h`` ``[H]`` and the memory cell ``c`` ``[H]``."""
+
+    h: Array
+    c: Array
+
+
+class Cell(NamedTuple):
+    """A recurrent cell as pure functions; see the module docstring.
+
+    Attributes:
+      init: ``(key, input_size) -> params``.
+      step: ``(params, carry, x[D]) -> (carry, y)``.
+      initial_carry: ``(params) -> carry`` of zeros.
+      core: optional, for the fast path of :func:`rnnjax.unroll`:
+        ``core(rec, params, carry, xw) -> (carry, y)`` is ``step`` with the input projection
+        ``xw = x @ params["w_x"] + params["b"]`` already done and every recurrent matrix product written
+        as ``rec(name, u) = u @ params[name]``. ``None`` for cells that have no fast path.
+      hidden_size: the size of the hidden state ``H``.
+      name: a short description, used in error messages.
+    """
+
+    init: Callable[..., Params]
+    step: Callable[..., tuple[Carry, Array]]
+    initial_carry: Callable[[Params], Carry]
+    core: Callable[..., tuple[Carry, Array]] | None = None
+    hidden_size: int = 0
+    name: str = "cell"
+
+
+class Net(NamedTuple):
+    """A multi-layer (optionally bidirectional) recurrent network as pure functions.
+
+    Attributes:
+      init: ``(key, input_size) -> params``: a tuple with one entry per layer.
+      apply: ``(params, xs[T, D], mask=None, carry=None) -> (ys[T, O], carry)``.
+      initial_carry: ``(params) -> carry``: a tuple with one entry per layer.
+      output_size: ``O``, the feature size of ``ys``.
+    """
+
+    init: Callable[..., Any]
+    apply: Callable[..., tuple[Array, Any]]
+    initial_carry: Callable[[Any], Any]
+    output_size: int
+
+
+class MLP(NamedTuple):
+    """A feed-forward network ``y = g(W x + b)`` layer after layer, as pure functions.
+
+    Attributes:
+      init: ``(key, input_size) -> params``: a tuple of ``{"w": [D_in, D_out], "b": [D_out]}``.
+      apply: ``(params, x[..., D]) -> y[..., O]``.
+    """
+
+    init: Callable[..., Any]
+    apply: Callable[..., Array]
