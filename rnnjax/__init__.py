@@ -1,8 +1,28 @@
-"""rnnjax: recurrent neural networks as pure JAX functions."""
+"""rnnjax: recurrent neural networks as pure JAX functions.
+
+Cells (:func:`rnn`, :func:`lstm`, :func:`gru`) are NamedTuples of pure functions; :func:`unroll` runs one
+over a sequence with ``jax.lax.scan``; :func:`stacked` builds deep and bidirectional nets; :func:`mlp` is
+the feed-forward baseline. Weight converters live in :mod:`rnnjax.interop`.
+"""
 
 from rnnjax import initializers
 from rnnjax.cells import gru, lstm, rnn
-from rnnjax.types import Cell, LSTMCarry, MLP, Net
+from rnnjax.layers import stacked
+from rnnjax.mlp import mlp
+from rnnjax.types import MLP, Cell, LSTMCarry, Net
 from rnnjax.unroll import unroll
 
-__all__ = ["Cell", "LSTMCarry", "MLP", "Net", "gru", "initializers", "lstm", "rnn", "unroll"]
+__all__ = [
+    "MLP",
+    "Cell",
+    "LSTMCarry",
+    "Net",
+    "gru",
+    "initializers",
+    "lstm",
+    "mlp",
+    "rnn",
+    "stacked",
+    "unroll",
+]
+__version__ = "0.1.0"

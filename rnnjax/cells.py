@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import _checks
+from rnnjax._ops import add_bias, affine
 from rnnjax import initializers as inits
 from rnnjax.types import Cell, LSTMCarry
 
@@ -28,7 +29,7 @@ def _make_cell(name, hidden_size, init, core, initial_carry) -> Cell:
         _checks.rank(x, 1, "[D] (one time step of one example)", name, "x")
         _checks.floating(x, "x", name)
         _checks.features(x, params, name)
-        xw = x @ params["w_x"] + params["b"]
+        xw = affine(x, params["w_x"], params["b"])
         return core(_matmul(params), params, carry, xw)
 
     def checked_init(key, input_size):
@@ -163,7 +164,7 @@ def gru(hidden_size: int, reset_after: bool = False) -> Cell:
         r = jax.nn.sigmoid(a_r + hw[..., :H])
         z = jax.nn.sigmoid(a_z + hw[..., H : 2 * H])
         if reset_after:
-            n = jnp.tanh(a_n + r * (hw[..., 2 * H :] + params["b_hn"]))
+            n = jnp.tanh(a_n + r * add_bias(hw[..., 2 * H :], params["b_hn"]))
         else:
             n = jnp.tanh(a_n + rec("w_hn", r * h))
         h = h + z * (n - h)

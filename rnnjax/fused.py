@@ -36,6 +36,8 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import hijax
 
+from rnnjax._ops import affine
+
 INPUT_PARAMS = ("w_x", "b")
 
 
@@ -119,7 +121,7 @@ def _forward(prm, w_x, b, rec, pointwise, xs, carry, mask, save):
     core, reverse, hoist, from_carry = prm["core"], prm["reverse"], prm["hoist"], prm["from_carry"]
     params = {**rec, **pointwise}
     width = next(iter(rec.values())).shape[0]
-    xw = _chunks(xs @ w_x + b, width) if hoist else None
+    xw = _chunks(affine(xs, w_x, b), width) if hoist else None
 
     def body(c, inp):
         x_t, m_t = inp
@@ -130,7 +132,7 @@ def _forward(prm, w_x, b, rec, pointwise, xs, carry, mask, save):
             us[name] = u
             return outs[name]
 
-        xw_t = _join(x_t) if hoist else x_t @ w_x + b
+        xw_t = _join(x_t) if hoist else affine(x_t, w_x, b)
         new, y = core(matmul, params, c, xw_t)
         new, y = masked(m_t, new, c, y)
         if not save:
@@ -156,7 +158,7 @@ def _backward(prm, residuals, cotangents):
     def body(state, inp):
         d_carry, acc = state
         c, step_in, m_t, outs_t, dy_t, u_t = inp
-        xw_t = step_in if hoist else _chunks(step_in @ w_x + b, width)
+        xw_t = step_in if hoist else _chunks(affine(step_in, w_x, b), width)
 
         def step(c, xw_t, zs, pointwise):
             def saved(name, u):

@@ -1,0 +1,11 @@
+"""Tiny array helpers shared by the cells, the fast path and the MLP."""
+
+
+def add_bias(a, b):
+    """``a [..., F] + b [F]`` with the broadcast written out (rank promotion stays an error)."""
+    return a + b.reshape((1,) * (a.ndim - b.ndim) + b.shape)
+
+
+def affine(x, w, b):
+    """``x [..., D] @ w [D, F] + b [F]``."""
+    return add_bias(x @ w, b)

@@ -1,0 +1,29 @@
+"""Small shared helpers for the tests."""
+
+import jax
+import numpy as np
+
+import rnnjax
+
+CELLS = {
+    "rnn-tanh": lambda h: rnnjax.rnn(h),
+    "rnn-relu": lambda h: rnnjax.rnn(h, activation="relu", init="identity", recurrent_scale=0.5),
+    "lstm": lambda h: rnnjax.lstm(h),
+    "gru": lambda h: rnnjax.gru(h),
+    "gru-reset-after": lambda h: rnnjax.gru(h, reset_after=True),
+}
+
+
+def perturb(params, key, scale=0.3):
+    """Adds noise to every param, so zero biases and special inits do not hide a wrong term."""
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    return tree.unflatten([p + scale * jax.random.normal(k, p.shape, p.dtype) for p, k in zip(leaves, keys)])
+
+
+def assert_trees_close(a, b, atol=1e-5, rtol=1e-5):
+    la, ta = jax.tree.flatten(a)
+    lb, tb = jax.tree.flatten(b)
+    assert ta == tb, (ta, tb)
+    for x, y in zip(la, lb):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=rtol)

@@ -1,0 +1,171 @@
+"""Unrolling: scan equals a Python loop, reversal, masks, vmap, jit, and the two gradient paths."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import rnnjax
+from rnnjax import fused
+from tests.helpers import CELLS, assert_trees_close, perturb
+
+T, D, H = 7, 3, 5
+
+
+def setup(name, key, dtype=jnp.float32, hidden=H):
+    cell = CELLS[name](hidden)
+    kp, kn, kx = jax.random.split(key, 3)
+    params = perturb(cell.init(kp, D), kn)
+    params = jax.tree.map(lambda p: p.astype(dtype), params)
+    xs = jax.random.normal(kx, (T, D), dtype)
+    return cell, params, xs
+
+
+def python_loop(cell, params, xs, carry=None):
+    carry = cell.initial_carry(params) if carry is None else carry
+    ys = []
+    for x in xs:
+        carry, y = cell.step(params, carry, x)
+        ys.append(y)
+    return carry, jnp.stack(ys)
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("fast", [False, True])
+def test_unroll_equals_python_loop(name, fast, key):
+    cell, params, xs = setup(name, key)
+    expected = python_loop(cell, params, xs)
+    assert_trees_close(rnnjax.unroll(cell, params, xs, fast=fast), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("fast", [False, True])
+def test_reverse_equals_forward_of_reversed(name, fast, key):
+    cell, params, xs = setup(name, key)
+    carry, ys = rnnjax.unroll(cell, params, xs, reverse=True, fast=fast)
+    carry_ref, ys_ref = rnnjax.unroll(cell, params, xs[::-1], fast=fast)
+    assert_trees_close((carry, ys[::-1]), (carry_ref, ys_ref), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_padding_with_mask_matches_unpadded(name, fast, reverse, key):
+    cell, params, xs = setup(name, key)
+    n = 4
+    padded = xs.at[n:].set(100.0)  # garbage in the padding must not leak
+    mask = jnp.arange(T) < n
+    carry, ys = rnnjax.unroll(cell, params, padded, mask=mask, reverse=reverse, fast=fast)
+    carry_ref, ys_ref = rnnjax.unroll(cell, params, xs[:n], reverse=reverse, fast=fast)
+    assert_trees_close(carry, carry_ref, atol=1e-6)
+    assert_trees_close(ys[:n], ys_ref, atol=1e-6)
+    np.testing.assert_array_equal(ys[n:], 0.0)
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("fast", [False, True])
+def test_vmap_equals_loop_over_examples(name, fast, key):
+    cell, params, _ = setup(name, key)
+    batch = jax.random.normal(jax.random.key(1), (4, T, D))
+    masks = jnp.arange(T)[None, :] < jnp.array([7, 3, 5, 1])[:, None]
+    got = jax.vmap(lambda x, m: rnnjax.unroll(cell, params, x, mask=m, fast=fast))(batch, masks)
+    for i in range(4):
+        expected = rnnjax.unroll(cell, params, batch[i], mask=masks[i], fast=fast)
+        assert_trees_close(jax.tree.map(lambda a: a[i], got), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_jit_and_plain_calls_agree(fast, key):
+    cell, params, xs = setup("lstm", key)
+    f = functools.partial(rnnjax.unroll, cell, fast=fast)
+    assert_trees_close(jax.jit(f)(params, xs), f(params, xs), atol=1e-6)
+
+
+def loss_fn(cell, fast, hoist=None, mask=None, reverse=False):
+    def loss(params, xs, carry):
+        if fast and hoist is not None:
+            carry, ys = fused.unroll(cell.core, params, xs, carry, mask, reverse, hoist=hoist)
+        else:
+            carry, ys = rnnjax.unroll(cell, params, xs, carry, mask=mask, reverse=reverse, fast=fast)
+        weights = jnp.arange(1, ys.shape[0] + 1, dtype=ys.dtype)[:, None]
+        return jnp.sum(jnp.sin(ys) * weights) + sum(jnp.sum(c**2) for c in jax.tree.leaves(carry))
+
+    return loss
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("fast,hoist", [(False, None), (True, False), (True, True)])
+@pytest.mark.parametrize("masked", [False, True])
+def test_gradients_match_finite_differences_float64(name, fast, hoist, masked, key):
+    with jax.enable_x64(True):
+        cell, params, xs = setup(name, key, jnp.float64)
+        carry = jax.tree.map(lambda c: c + 0.1, cell.initial_carry(params))
+        mask = (jnp.arange(T) < 5) if masked else None
+        loss = loss_fn(cell, fast, hoist, mask)
+        check_grads(loss, (params, xs, carry), order=1, modes=["rev"], eps=1e-5, atol=1e-7, rtol=1e-7)
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("hoist", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_fast_gradients_equal_autodiff_gradients(name, hoist, reverse, key):
+    with jax.enable_x64(True):
+        cell, params, xs = setup(name, key, jnp.float64)
+        carry = jax.tree.map(lambda c: c + 0.1, cell.initial_carry(params))
+        mask = jnp.arange(T) < 6
+        args = (params, xs, carry)
+        g_auto = jax.grad(loss_fn(cell, False, mask=mask, reverse=reverse), argnums=(0, 1, 2))(*args)
+        g_fast = jax.grad(loss_fn(cell, True, hoist, mask, reverse), argnums=(0, 1, 2))(*args)
+        assert_trees_close(g_fast, g_auto, atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("hoist", [False, True])
+def test_fast_path_under_vmap_grad_and_grad_vmap(hoist, key):
+    """Batch gradients (grad of vmap), per-example gradients (vmap of grad) and a sweep over weights."""
+    cell, params, _ = setup("lstm", key)
+    batch = jax.random.normal(jax.random.key(2), (3, T, D))
+
+    def mean_loss(fast, params, batch):
+        per = jax.vmap(lambda x: loss_fn(cell, fast, hoist if fast else None)(params, x, cell.initial_carry(params)))
+        return jnp.mean(per(batch))
+
+    assert_trees_close(
+        jax.jit(jax.grad(functools.partial(mean_loss, True)))(params, batch),
+        jax.grad(functools.partial(mean_loss, False))(params, batch),
+        atol=1e-5,
+    )
+    per_example = lambda fast: jax.vmap(  # noqa: E731
+        jax.grad(lambda p, x: loss_fn(cell, fast, hoist if fast else None)(p, x, cell.initial_carry(p))),
+        in_axes=(None, 0),
+    )(params, batch)
+    assert_trees_close(per_example(True), per_example(False), atol=1e-5)
+    sweep = jax.tree.map(lambda p: jnp.stack([p, 0.5 * p]), params)
+    by_model = lambda fast: jax.vmap(  # noqa: E731
+        jax.grad(functools.partial(mean_loss, fast)), in_axes=(0, None)
+    )(sweep, batch)
+    assert_trees_close(by_model(True), by_model(False), atol=1e-5)
+
+
+def test_fast_path_refuses_forward_mode_with_a_clear_error(key):
+    cell, params, xs = setup("lstm", key)
+    with pytest.raises(NotImplementedError, match="fast=False"):
+        jax.jvp(lambda x: rnnjax.unroll(cell, params, x)[1], (xs,), (xs,))
+    # and the plain path supports it
+    jax.jvp(lambda x: rnnjax.unroll(cell, params, x, fast=False)[1], (xs,), (xs,))
+
+
+def test_fast_path_compiles_once_for_new_values(key):
+    cell, params, xs = setup("gru", key)
+    traces = []
+
+    @jax.jit
+    def f(params, xs):
+        traces.append(1)
+        return rnnjax.unroll(cell, params, xs)[1]
+
+    f(params, xs)
+    f(perturb(params, jax.random.key(5)), xs + 1.0)
+    assert len(traces) == 1
