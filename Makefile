@@ -1,0 +1,31 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11+:
+#   make run    trains the demo (an LSTM on the adding problem) and prints the falling loss
+#   make test   runs the test suite
+# Both create (or reuse) the virtual environment .venv and install what they need into it.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch 2.13.0 is a CPU build on local disk here; any other version is a multi-GB download.
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[test,interop]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) experiments/demo.py
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) experiments/bench_step.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
