@@ -4,8 +4,8 @@
     python experiments/demo.py --quick    # T 20, 300 steps: a smoke run of about 10 seconds
 
 The model is ``rnnjax.lstm`` unrolled over each sequence (``jax.vmap`` over the batch) with a linear
-readout of the last hidden state; training is RMSProp with gradient clipping by global norm (Pascanu et
-al. 2013), as in Arjovsky et al. 2016. Predicting 1 always scores MSE 1/6 ≈ 0.167; the LSTM should end
+readout of the last hidden state; training is RMSProp (decay 0.9, peak rate 1e-2 decaying to 1e-3) with
+gradient clipping by global norm at 1 (Pascanu et al. 2013), after Arjovsky et al. 2016. Predicting 1 always scores MSE 1/6 ≈ 0.167; the LSTM should end
 well below it (0.01 or lower at T 50). The printed figures are the mean squared error on a held-out batch.
 """
 
@@ -52,7 +52,9 @@ def run(cfg: Config) -> list[tuple[int, float]]:
     key = jax.random.key(cfg.seed)
     k_init, k_data, k_eval = jax.random.split(key, 3)
     (cell, readout), params = init(cfg, k_init)
-    optimizer = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), optax.rmsprop(cfg.learning_rate, decay=0.9))
+    # Cosine decay to a tenth of the peak rate settles the final loss after the plateau breaks.
+    schedule = optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps, alpha=0.1)
+    optimizer = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), optax.rmsprop(schedule, decay=0.9))
     opt_state = optimizer.init(params)
 
     def predict(params, xs):
