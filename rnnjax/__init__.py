@@ -9,20 +9,29 @@ from rnnjax import initializers
 from rnnjax.cells import gru, lstm, rnn
 from rnnjax.layers import stacked
 from rnnjax.mlp import mlp
+from rnnjax.optim import make_optimizer
+from rnnjax.tbptt import truncated_unroll
+from rnnjax.train import TrainState, fit, init_state, make_train_step
 from rnnjax.types import MLP, Cell, LSTMCarry, Net
 from rnnjax.unroll import unroll
 
 __all__ = [
     "MLP",
+    "TrainState",
     "Cell",
     "LSTMCarry",
     "Net",
     "gru",
+    "fit",
+    "init_state",
     "initializers",
     "lstm",
+    "make_optimizer",
+    "make_train_step",
     "mlp",
     "rnn",
     "stacked",
+    "truncated_unroll",
     "unroll",
 ]
 __version__ = "0.1.0"

@@ -1,0 +1,133 @@
+"""Checkpoints of a training run with orbax-checkpoint: params, optimiser state, step, key, data position.
+
+Each save is written to a temporary folder and renamed into place when complete (orbax's atomic commit),
+so a run killed mid-save leaves the previous checkpoint intact; a folder that orbax never finalised is
+ignored on restore.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import jax
+import numpy as np
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder that cannot be read back into the expected state."""
+
+
+def _to_saveable(state):
+    # Typed PRNG keys are not arrays orbax can write; their raw uint32 data is.
+    return state._replace(key=jax.random.key_data(state.key))
+
+
+def _from_saved(state, template):
+    impl = jax.random.key_impl(template.key)
+    return state._replace(key=jax.random.wrap_key_data(state.key, impl=impl))
+
+
+def _name(path) -> str:
+    """orbax's name for a leaf: the keys along its path joined by dots."""
+    parts = []
+    for k in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(k, attr):
+                parts.append(str(getattr(k, attr)))
+                break
+    return ".".join(parts)
+
+
+class Checkpointer:
+    """Saves and restores ``TrainState`` (see :mod:`rnnjax.train`) under ``directory``.
+
+    Args:
+      directory: the folder of numbered checkpoints; created if missing.
+      max_to_keep: how many of the newest checkpoints to keep.
+    """
+
+    def __init__(self, directory, max_to_keep: int = 2):
+        import orbax.checkpoint as ocp
+
+        self._ocp = ocp
+        self.directory = pathlib.Path(directory).absolute()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True)
+        handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+        self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def save(self, state, data_position: int) -> None:
+        ocp = self._ocp
+        step = int(state.step)
+        args = ocp.args.Composite(
+            state=ocp.args.StandardSave(_to_saveable(state)),
+            meta=ocp.args.JsonSave({"step": step, "data_position": int(data_position)}),
+        )
+        self._manager.save(step, args=args, force=True)
+        self._manager.wait_until_finished()
+
+    def _check_shapes(self, step, target):
+        try:
+            saved = self._manager.item_metadata(step)["state"]
+            saved = {leaf.name: leaf for leaf in jax.tree.leaves(saved)}
+            if not saved:
+                raise ValueError("no array metadata")
+        except Exception as err:
+            raise CheckpointError(
+                f"cannot read checkpoint {step} in {self.directory}: its files are truncated or corrupt "
+                f"({type(err).__name__}: {err})"
+            ) from err
+        expected = {_name(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(target)}
+        problems = [
+            f"{name}: saved {tuple(saved[name].shape)} {saved[name].dtype}, expected {t.shape} {t.dtype}"
+            for name, t in expected.items()
+            if name in saved and (tuple(saved[name].shape) != t.shape or saved[name].dtype != t.dtype)
+        ]
+        problems += [f"{name}: missing" for name in expected if name not in saved]
+        problems += [f"{name}: not in this model" for name in saved if name not in expected]
+        if problems:
+            raise CheckpointError(
+                f"checkpoint {step} in {self.directory} is from another model shape: " + "; ".join(problems[:5])
+            )
+
+    def restore(self, template, step: int | None = None):
+        """The checkpoint at ``step`` (default: the newest) shaped like ``template``: ``(state, meta)``."""
+        ocp = self._ocp
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointError(f"no checkpoint in {self.directory}")
+        target = jax.tree.map(
+            lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), _to_saveable(template)
+        )
+        self._check_shapes(step, target)
+        try:
+            restored = self._manager.restore(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()),
+            )
+        except Exception as err:  # orbax raises many types; all mean "these files cannot be read"
+            raise CheckpointError(
+                f"cannot restore checkpoint {step} from {self.directory}: its files are truncated or corrupt "
+                f"({type(err).__name__}: {err})"
+            ) from err
+        state = restored["state"]
+        return _from_saved(state, template), restored["meta"]
+
+
+def check_writable(directory) -> pathlib.Path:
+    """Creates ``directory`` if needed and proves it can be written, or raises a clear ``OSError``."""
+    path = pathlib.Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".rnnjax-write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"output folder {str(path)!r} cannot be written: {err.strerror or err}") from err
+    if not os.access(path, os.W_OK):
+        raise OSError(f"output folder {str(path)!r} cannot be written")
+    return path

@@ -1,0 +1,229 @@
+"""Training: a pure, jitted ``train_step`` and the host loop every experiment uses.
+
+``train_step(state, batch) -> (state, metrics)`` is handed a loss and an optimiser (it knows nothing of
+models); it is compiled once and reports, every step, the loss, the gradient's global norm before and
+after clipping, the update norm and the parameter norm (big_vision's habit). :func:`fit` runs it, logs
+metrics to ``metrics.jsonl``, evaluates, checkpoints, resumes, draws the loss curve, and stops with a
+clear message when a metric is not finite.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from rnnjax.checkpoint import Checkpointer, check_writable
+
+
+class TrainState(NamedTuple):
+    """Everything a training run carries from step to step.
+
+    Attributes:
+      params: the model's params.
+      opt_state: the optimiser's state (with ``hyperparams`` when made by :func:`rnnjax.make_optimizer`).
+      step: the number of updates done, an int32 scalar; also the data position (batch ``step`` is next).
+      key: the run's PRNG key; step ``s`` uses ``jax.random.fold_in(key, s)``, never the key itself.
+      carry: the recurrent state passed from batch to batch by stateful (streaming) training, else None.
+    """
+
+    params: Any
+    opt_state: Any
+    step: jax.Array
+    key: jax.Array
+    carry: Any = None
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced a NaN or infinity; the message names the step and the metric."""
+
+
+def init_state(params, optimizer, key, carry=None) -> TrainState:
+    return TrainState(params, optimizer.init(params), jnp.zeros([], jnp.int32), key, carry)
+
+
+def _norm(tree):
+    return optax.tree.norm(tree).astype(jnp.float32)
+
+
+def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, stateful: bool = False):
+    """Builds ``train_step(state, batch) -> (state, metrics)``, jitted.
+
+    Args:
+      loss_fn: ``loss_fn(params, batch, key) -> loss`` or ``-> (loss, aux)`` with ``aux`` a dict of
+        scalars to report; when ``stateful``, ``loss_fn(params, batch, key, carry) -> (loss, carry)``,
+        and the returned carry (gradient stopped) is fed to the next batch: truncated BPTT over a
+        stream.
+      optimizer: any optax transformation; :func:`rnnjax.make_optimizer`'s also reports the gradient norm
+        after clipping and the learning rate.
+
+    Returns:
+      The jitted step. ``metrics`` holds ``loss``, ``grad_norm`` (before clipping),
+      ``grad_norm_clipped``, ``update_norm``, ``param_norm``, ``learning_rate`` (when known) and the
+      ``aux`` scalars, each a float32 scalar.
+    """
+
+    def step_fn(state: TrainState, batch):
+        key = jax.random.fold_in(state.key, state.step)
+        if stateful:
+            (loss, carry), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key, state.carry)
+            carry, aux = jax.lax.stop_gradient(carry), {}
+        else:
+            (loss, aux), grads = jax.value_and_grad(_with_aux(loss_fn), has_aux=True)(state.params, batch, key)
+            carry = state.carry
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        grad_norm = _norm(grads)
+        clipped = optax.tree.get(opt_state, "grad_norm_clipped")
+        metrics = {
+            "loss": jnp.asarray(loss, jnp.float32),
+            "grad_norm": grad_norm,
+            "grad_norm_clipped": grad_norm if clipped is None else clipped,
+            "update_norm": _norm(updates),
+            "param_norm": _norm(params),
+            **{k: jnp.asarray(v, jnp.float32) for k, v in aux.items()},
+        }
+        hyper = getattr(opt_state, "hyperparams", None)
+        if hyper is not None and "learning_rate" in hyper:
+            metrics["learning_rate"] = jnp.asarray(hyper["learning_rate"], jnp.float32)
+        return TrainState(params, opt_state, state.step + 1, state.key, carry), metrics
+
+    return jax.jit(step_fn, donate_argnums=())
+
+
+def _with_aux(loss_fn):
+    def wrapped(params, batch, key):
+        out = loss_fn(params, batch, key)
+        return out if isinstance(out, tuple) else (out, {})
+
+    return wrapped
+
+
+def check_finite(step: int, metrics: dict) -> None:
+    """Raises :class:`NonFiniteError` naming the step and the first non-finite metric."""
+    for name in ("loss", "grad_norm", *sorted(k for k in metrics if k not in ("loss", "grad_norm"))):
+        if name in metrics and not math.isfinite(float(metrics[name])):
+            raise NonFiniteError(
+                f"training stopped at step {step}: {name} is {float(metrics[name])} "
+                "(the last good checkpoint, if any, is intact; try a smaller learning rate or clipping)"
+            )
+
+
+def fit(
+    train_step: Callable,
+    state: TrainState,
+    batch_fn: Callable[[int], Any],
+    steps: int,
+    *,
+    out_dir=None,
+    eval_fn: Callable[[Any], dict] | None = None,
+    eval_every: int = 0,
+    log_every: int = 10,
+    checkpoint_every: int = 0,
+    resume: bool = True,
+    progress: bool = True,
+    plot: bool = True,
+):
+    """Runs ``train_step`` until ``state.step == steps``; returns ``(state, history)``.
+
+    Args:
+      train_step: from :func:`make_train_step`.
+      state: the initial state (also the template a checkpoint is restored into).
+      batch_fn: ``batch_fn(step) -> batch``, a pure function of the step, so the data position is the
+        step and a resumed run sees exactly the batches the interrupted one would have.
+      steps: the total number of updates.
+      out_dir: receives ``metrics.jsonl`` (one line per logged or evaluated step), ``metrics.json`` (the
+        last values), ``loss_curve.png`` and ``checkpoints/``; ``None`` writes nothing.
+      eval_fn: ``eval_fn(params) -> dict of scalars``, run every ``eval_every`` steps and at the end.
+      checkpoint_every: save every so many steps (and at the end); 0 saves only at the end.
+      resume: continue from the newest checkpoint in ``out_dir`` if there is one.
+
+    Raises:
+      NonFiniteError: when the loss or a norm is NaN or infinite; checkpoints already written stay.
+      OSError: when ``out_dir`` cannot be written.
+    """
+    out = None if out_dir is None else check_writable(out_dir)
+    ckpt = None if out is None else Checkpointer(out / "checkpoints")
+    if ckpt is not None and resume and ckpt.latest_step() is not None:
+        state, meta = ckpt.restore(state)
+        print(f"resumed from {ckpt.directory} at step {meta['step']}")
+    history: list[dict] = []
+    log = None if out is None else open(out / "metrics.jsonl", "a")
+    start_step = int(state.step)
+    bar = _progress(start_step, steps, progress)
+    t0, last = time.perf_counter(), {}
+    try:
+        for step in range(start_step, steps):
+            state, metrics = train_step(state, batch_fn(step))
+            done = step + 1
+            record = None
+            if done % max(log_every, 1) == 0 or done == steps:
+                record = {"step": done, **{k: float(v) for k, v in metrics.items()}}
+                check_finite(done, record)
+            if eval_fn is not None and ((eval_every and done % eval_every == 0) or done == steps):
+                record = {**(record or {"step": done}), **{f"eval_{k}": float(v) for k, v in eval_fn(state.params).items()}}
+            if record is not None:
+                rate = (done - start_step) / (time.perf_counter() - t0)
+                record["steps_per_s"] = rate
+                history.append(record)
+                last = record
+                if log is not None:
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                bar.update(done, record)
+            if ckpt is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == steps):
+                ckpt.save(state, data_position=done)
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+    if out is not None:
+        (out / "metrics.json").write_text(json.dumps(last, indent=2) + "\n")
+        if plot:
+            from rnnjax.plotting import loss_curve
+
+            loss_curve(read_metrics(out / "metrics.jsonl"), out / "loss_curve.png")
+    return state, history
+
+
+def read_metrics(path) -> list[dict]:
+    """The records of a ``metrics.jsonl``, one dict per line."""
+    return [json.loads(line) for line in pathlib.Path(path).read_text().splitlines() if line.strip()]
+
+
+class _progress:
+    """A tqdm bar showing loss and throughput, or nothing."""
+
+    def __init__(self, start, total, enabled):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+        self.n = start
+
+    def update(self, done, record):
+        if self.bar is not None:
+            self.bar.update(done - self.n)
+            shown = {k: f"{v:.4g}" for k, v in record.items() if k in ("loss", "eval_loss", "grad_norm")}
+            self.bar.set_postfix(shown)
+        self.n = done
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def tree_equal(a, b) -> bool:
+    """Bitwise equality of two pytrees of arrays (for resumed-run checks)."""
+    la, ta = jax.tree.flatten(a)
+    lb, tb = jax.tree.flatten(b)
+    return ta == tb and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))

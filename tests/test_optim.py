@@ -1,0 +1,93 @@
+"""make_optimizer: the clipping + RMSProp chain, hyperparameters as arrays, and PyTorch's RMSprop."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import rnnjax
+
+
+def test_rmsprop_matches_torch_rmsprop():
+    torch = pytest.importorskip("torch")
+    w0 = np.array([0.5, -1.0, 2.0], np.float32)
+    grads = [np.array(g, np.float32) for g in ([0.3, -0.2, 1.0], [1.5, 0.1, -0.4], [-0.7, 0.9, 0.2])]
+    w_t = torch.tensor(w0, requires_grad=True)
+    opt_t = torch.optim.RMSprop([w_t], lr=0.01, alpha=0.9, eps=1e-8)
+    opt = rnnjax.make_optimizer("rmsprop", 0.01, clip=None, decay=0.9, eps=1e-8)
+    params = {"w": jnp.asarray(w0)}
+    state = opt.init(params)
+    for g in grads:
+        opt_t.zero_grad()
+        w_t.grad = torch.tensor(g)
+        opt_t.step()
+        updates, state = opt.update({"w": jnp.asarray(g)}, state, params)
+        params = optax.apply_updates(params, updates)
+    np.testing.assert_allclose(params["w"], w_t.detach().numpy(), rtol=1e-6)
+
+
+def test_clipping_by_global_norm_and_by_value():
+    g = {"a": jnp.array([3.0, 4.0]), "b": jnp.array([12.0])}  # global norm 13
+    opt = rnnjax.make_optimizer("sgd", 1.0, clip="global_norm", clip_threshold=1.0)
+    updates, state = opt.update(g, opt.init(g))
+    np.testing.assert_allclose(optax.tree.norm(updates), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(optax.tree.get(state, "grad_norm_clipped"), 1.0, rtol=1e-6)
+    opt = rnnjax.make_optimizer("sgd", 1.0, clip="value", clip_threshold=5.0)
+    updates, _ = opt.update(g, opt.init(g))
+    np.testing.assert_allclose(updates["b"], [-5.0])
+    np.testing.assert_allclose(updates["a"], [-3.0, -4.0])
+    opt = rnnjax.make_optimizer("sgd", 1.0, clip_threshold=jnp.inf)
+    updates, _ = opt.update(g, opt.init(g))
+    np.testing.assert_allclose(updates["b"], [-12.0])
+
+
+def test_hyperparameters_are_arrays_in_the_state():
+    opt = rnnjax.make_optimizer("rmsprop", 1e-3, clip_threshold=2.0)
+    params = {"w": jnp.ones(3)}
+    state = opt.init(params)
+    assert set(state.hyperparams) >= {"learning_rate", "clip_threshold", "decay", "eps"}
+    update = jax.jit(opt.update)
+    g = {"w": jnp.array([1.0, -2.0, 0.5])}
+    small, _ = update(g, state, params)
+    state.hyperparams["learning_rate"] = jnp.float32(1e-2)
+    large, _ = update(g, state, params)
+    np.testing.assert_allclose(large["w"], 10 * small["w"], rtol=1e-5)
+    assert update._cache_size() == 1
+
+
+def test_a_sweep_vmaps_over_learning_rate_and_clip_threshold():
+    opt = rnnjax.make_optimizer("sgd", 1.0)
+    params = {"w": jnp.zeros(2)}
+    g = {"w": jnp.array([3.0, 4.0])}
+
+    def one(lr, clip):
+        state = opt.init(params)
+        state.hyperparams["learning_rate"] = lr
+        state.hyperparams["clip_threshold"] = clip
+        return opt.update(g, state, params)[0]["w"]
+
+    out = jax.vmap(one)(jnp.array([1.0, 0.1]), jnp.array([1.0, 10.0]))
+    np.testing.assert_allclose(out, [[-0.6, -0.8], [-0.3, -0.4]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_alternatives_reduce_a_quadratic(name):
+    opt = rnnjax.make_optimizer(name, 0.1, momentum=0.5)
+    params = jnp.array([3.0, -2.0])
+    state = opt.init(params)
+    for _ in range(200):
+        updates, state = opt.update(2 * params, state, params)
+        params = optax.apply_updates(params, updates)
+    assert float(jnp.max(jnp.abs(params))) < 0.05
+
+
+def test_bad_optimizer_arguments():
+    with pytest.raises(ValueError, match=r"unknown optimizer 'adagrad'; expected one of \['rmsprop', 'adam', 'sgd'\]"):
+        rnnjax.make_optimizer("adagrad")
+    with pytest.raises(ValueError, match="learning_rate must be non-negative, got -0.1"):
+        rnnjax.make_optimizer("rmsprop", -0.1)
+    with pytest.raises(ValueError, match="clip_threshold must be non-negative, got -1"):
+        rnnjax.make_optimizer("rmsprop", 0.1, clip_threshold=-1)
+    with pytest.raises(ValueError, match="unknown clip 'norm'"):
+        rnnjax.make_optimizer("rmsprop", 0.1, clip="norm")
