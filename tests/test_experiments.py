@@ -1,0 +1,53 @@
+"""Every experiment runs in its quick configuration, and the command line rejects bad keys and values."""
+
+import json
+import subprocess
+import sys
+import pathlib
+
+import pytest
+
+from experiments import _cli, adding, copy_memory
+
+ROOT = pathlib.Path(__file__).parents[1]
+
+
+def test_adding_quick_run_learns(tmp_path):
+    _, history = adding.run(adding.Config(**adding.QUICK), out=tmp_path, progress=False)
+    assert history[-1]["eval_mse"] < 0.9 * history[1]["eval_mse"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["step"] == adding.QUICK["steps"]
+    assert (tmp_path / "loss_curve.png").exists()
+
+
+def test_copy_quick_run_learns(tmp_path):
+    _, history = copy_memory.run(copy_memory.Config(**copy_memory.QUICK), out=tmp_path, progress=False)
+    assert history[-1]["eval_xent"] < history[1]["eval_xent"]
+    assert (tmp_path / "metrics.jsonl").exists()
+
+
+def test_cli_parses_types_and_quick():
+    cfg, out = _cli.parse(adding.Config, adding.QUICK, ["--quick", "--cell=gru", "--learning_rate", "0.5", "--out=/tmp/x"])
+    assert cfg.cell == "gru" and cfg.learning_rate == 0.5 and cfg.length == adding.QUICK["length"]
+    assert str(out) == "/tmp/x"
+
+
+def test_cli_rejects_unknown_keys_and_bad_values(capsys):
+    with pytest.raises(SystemExit):
+        _cli.parse(adding.Config, adding.QUICK, ["--lenght=5"])
+    err = capsys.readouterr().err
+    assert "unknown key 'lenght'" in err and "length (int)" in err and "learning_rate (float)" in err
+    with pytest.raises(SystemExit):
+        _cli.parse(adding.Config, adding.QUICK, ["--steps=many"])
+    assert "bad value for steps" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown cell 'transformer'"):
+        adding.build(adding.Config(cell="transformer"))
+
+
+def test_module_entry_point_runs_as_documented(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.copy_memory", "--quick", "--steps=20", f"--out={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    assert "final test cross-entropy" in result.stdout
+    bad = subprocess.run([sys.executable, "-m", "experiments.adding", "--colour=red"], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown key 'colour'" in bad.stderr
