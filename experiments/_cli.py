@@ -74,3 +74,9 @@ def parse(config_cls, quick: dict, argv: list[str]):
     if use_quick:
         config = dataclasses.replace(config, **quick)
     return dataclasses.replace(config, **overrides), out
+
+
+def main(config_cls, quick: dict, run, argv=None):
+    """Parses ``argv`` (default ``sys.argv[1:]``) and calls ``run(config, out)``."""
+    config, out = parse(config_cls, quick, sys.argv[1:] if argv is None else argv)
+    run(config, out)

@@ -14,15 +14,13 @@ reaches at T 200 and how long it takes on a 2-core CPU.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
-import optax
 
 import rnnjax
-from experiments import _cli
+from experiments import _cli, _common
 from rnnjax.datasets import adding_task
 
 BASELINE = 1 / 6
@@ -35,20 +33,11 @@ CELLS = {
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.TrainConfig):
     cell: str = "lstm"
     length: int = 200
-    hidden: int = 128
-    batch: int = 50
-    steps: int = 6000
-    optimizer: str = "rmsprop"
     learning_rate: float = 3e-3
     schedule: str = "cosine"
-    clip: str = "global_norm"
-    clip_threshold: float = 1.0
-    eval_every: int = 250
-    checkpoint_every: int = 1000
-    seed: int = 0
 
 
 QUICK = dict(length=20, hidden=32, steps=400, eval_every=100, checkpoint_every=100, learning_rate=1e-2)
@@ -58,18 +47,11 @@ def build(cfg: Config):
     """``(state, train_step, batch_fn, eval_fn)`` for a config."""
     if cfg.cell not in CELLS:
         raise ValueError(f"unknown cell {cfg.cell!r}; expected one of {sorted(CELLS)}")
-    if cfg.schedule not in ("constant", "cosine"):
-        raise ValueError(f"unknown schedule {cfg.schedule!r}; expected 'constant' or 'cosine'")
     cell = CELLS[cfg.cell](cfg.hidden)
     readout = rnnjax.mlp([1], activation="identity")
     k_init, k_out, k_data, k_eval, k_run = jax.random.split(jax.random.key(cfg.seed), 5)
     params = {"cell": cell.init(k_init, 2), "readout": readout.init(k_out, cfg.hidden)}
-    lr = cfg.learning_rate
-    if cfg.schedule == "cosine":
-        lr = optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps, alpha=0.1)
-    optimizer = rnnjax.make_optimizer(
-        cfg.optimizer, lr, clip=None if cfg.clip == "none" else cfg.clip, clip_threshold=cfg.clip_threshold
-    )
+    optimizer = _common.make_optimizer(cfg)
 
     def predict(params, xs):
         carry, _ = rnnjax.unroll(cell, params["cell"], xs)
@@ -93,29 +75,17 @@ def build(cfg: Config):
 
 
 def run(cfg: Config, out=None, progress: bool = True):
-    state, train_step, batch_fn, eval_fn = build(cfg)
+    parts = build(cfg)
     print(f"adding problem, T={cfg.length}, {cfg.cell}({cfg.hidden}), {cfg.steps} steps; baseline MSE {BASELINE:.3f}")
     start = time.perf_counter()
-    state, history = rnnjax.fit(
-        train_step,
-        state,
-        batch_fn,
-        cfg.steps,
-        out_dir=out,
-        eval_fn=eval_fn,
-        eval_every=cfg.eval_every,
-        log_every=50,
-        checkpoint_every=cfg.checkpoint_every,
-        progress=progress,
-    )
+    state, history = _common.train(cfg, parts, out, progress)
     final = history[-1]["eval_mse"]
     print(f"final test MSE {final:.4f} ({final / BASELINE:.3f} x baseline) after {cfg.steps} steps, {time.perf_counter() - start:.0f} s")
     return state, history
 
 
 def main(argv=None):
-    cfg, out = _cli.parse(Config, QUICK, sys.argv[1:] if argv is None else argv)
-    run(cfg, out)
+    _cli.main(Config, QUICK, run, argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ table for what the cells reach and how long it takes on a 2-core CPU.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 
 import jax
@@ -20,7 +19,7 @@ import jax.numpy as jnp
 import optax
 
 import rnnjax
-from experiments import _cli
+from experiments import _cli, _common
 from rnnjax.datasets import copy_baseline, copy_task
 
 N_SYMBOLS, N_COPY = 8, 10
@@ -29,19 +28,9 @@ CELLS = {"lstm": rnnjax.lstm, "gru": rnnjax.gru, "rnn": rnnjax.rnn}
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.TrainConfig):
     cell: str = "gru"
     length: int = 100
-    hidden: int = 128
-    batch: int = 50
-    steps: int = 6000
-    optimizer: str = "rmsprop"
-    learning_rate: float = 1e-3
-    schedule: str = "constant"
-    clip_threshold: float = 1.0
-    eval_every: int = 250
-    checkpoint_every: int = 1000
-    seed: int = 0
 
 
 QUICK = dict(length=10, hidden=32, steps=300, eval_every=100, checkpoint_every=100, learning_rate=3e-3)
@@ -54,10 +43,7 @@ def build(cfg: Config):
     readout = rnnjax.mlp([N_CLASSES], activation="identity")
     k_init, k_out, k_data, k_eval, k_run = jax.random.split(jax.random.key(cfg.seed), 5)
     params = {"cell": cell.init(k_init, N_CLASSES), "readout": readout.init(k_out, cfg.hidden)}
-    lr = cfg.learning_rate
-    if cfg.schedule == "cosine":
-        lr = optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps, alpha=0.1)
-    optimizer = rnnjax.make_optimizer(cfg.optimizer, lr, clip_threshold=cfg.clip_threshold)
+    optimizer = _common.make_optimizer(cfg)
 
     def logits(params, tokens):
         _, hs = rnnjax.unroll(cell, params["cell"], jax.nn.one_hot(tokens, N_CLASSES))
@@ -83,14 +69,11 @@ def build(cfg: Config):
 
 
 def run(cfg: Config, out=None, progress: bool = True):
-    state, train_step, batch_fn, eval_fn = build(cfg)
+    parts = build(cfg)
     baseline = copy_baseline(cfg.length, N_SYMBOLS, N_COPY)
     print(f"copy task, T={cfg.length}, {cfg.cell}({cfg.hidden}), {cfg.steps} steps; memoryless baseline {baseline:.4f} nats")
     start = time.perf_counter()
-    state, history = rnnjax.fit(
-        train_step, state, batch_fn, cfg.steps, out_dir=out, eval_fn=eval_fn, eval_every=cfg.eval_every,
-        log_every=50, checkpoint_every=cfg.checkpoint_every, progress=progress,
-    )
+    state, history = _common.train(cfg, parts, out, progress)
     final = history[-1]
     print(
         f"final test cross-entropy {final['eval_xent']:.4f} nats (baseline {baseline:.4f}), recall accuracy "
@@ -100,8 +83,7 @@ def run(cfg: Config, out=None, progress: bool = True):
 
 
 def main(argv=None):
-    cfg, out = _cli.parse(Config, QUICK, sys.argv[1:] if argv is None else argv)
-    run(cfg, out)
+    _cli.main(Config, QUICK, run, argv)
 
 
 if __name__ == "__main__":

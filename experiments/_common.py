@@ -1,0 +1,52 @@
+"""What the experiments share: the training fields of their configs, the optimiser, and the run."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import optax
+
+import rnnjax
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    hidden: int = 128
+    batch: int = 50
+    steps: int = 6000
+    optimizer: str = "rmsprop"
+    learning_rate: float = 1e-3
+    schedule: str = "constant"
+    clip: str = "global_norm"
+    clip_threshold: float = 1.0
+    eval_every: int = 250
+    checkpoint_every: int = 1000
+    seed: int = 0
+
+
+def make_optimizer(cfg: TrainConfig):
+    """``rnnjax.make_optimizer`` from a config: ``schedule`` is ``constant`` or ``cosine`` (to lr/10)."""
+    if cfg.schedule not in ("constant", "cosine"):
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; expected 'constant' or 'cosine'")
+    lr = cfg.learning_rate
+    if cfg.schedule == "cosine":
+        lr = optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps, alpha=0.1)
+    clip = None if cfg.clip == "none" else cfg.clip
+    return rnnjax.make_optimizer(cfg.optimizer, lr, clip=clip, clip_threshold=cfg.clip_threshold)
+
+
+def train(cfg: TrainConfig, parts, out=None, progress: bool = True):
+    """Runs ``rnnjax.fit`` on ``parts = (state, train_step, batch_fn, eval_fn)``."""
+    state, train_step, batch_fn, eval_fn = parts
+    return rnnjax.fit(
+        train_step,
+        state,
+        batch_fn,
+        cfg.steps,
+        out_dir=out,
+        eval_fn=eval_fn,
+        eval_every=cfg.eval_every,
+        log_every=50,
+        checkpoint_every=cfg.checkpoint_every,
+        progress=progress,
+    )
