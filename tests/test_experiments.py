@@ -51,3 +51,11 @@ def test_module_entry_point_runs_as_documented(tmp_path):
     assert "final test cross-entropy" in result.stdout
     bad = subprocess.run([sys.executable, "-m", "experiments.adding", "--colour=red"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown key 'colour'" in bad.stderr
+
+
+def test_step_benchmark_runs_and_checks_the_paths_agree(capsys):
+    from experiments import bench_step
+
+    bench_step.main(["--cell=gru", "--batch=2", "--length=5", "--inputs=3", "--hidden=4", "--repeats=1"])
+    out = capsys.readouterr().out
+    assert "autodiff" in out and "fused-hoisted" in out and "autodiff/this" in out
