@@ -54,6 +54,15 @@ def _norm(tree):
     return optax.tree.norm(tree).astype(jnp.float32)
 
 
+def group_grad_norms(grads) -> dict:
+    """``{"grad_norm/<path>": ‖g‖}`` for every parameter array, e.g. ``grad_norm/cell/w_h``."""
+    out = {}
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        name = "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+        out[f"grad_norm/{name}"] = jnp.sqrt(jnp.sum(jnp.square(g))).astype(jnp.float32)
+    return out
+
+
 def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, stateful: bool = False):
     """Builds ``train_step(state, batch) -> (state, metrics)``, jitted.
 
@@ -67,8 +76,9 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
 
     Returns:
       The jitted step. ``metrics`` holds ``loss``, ``grad_norm`` (before clipping),
-      ``grad_norm_clipped``, ``update_norm``, ``param_norm``, ``learning_rate`` (when known) and the
-      ``aux`` scalars, each a float32 scalar.
+      ``grad_norm_clipped``, ``update_norm``, ``param_norm``, ``learning_rate`` (when known), one
+      ``grad_norm/<path>`` per parameter array (e.g. ``grad_norm/cell/w_h``: where the gradient is) and
+      the ``aux`` scalars, each a float32 scalar.
     """
 
     def step_fn(state: TrainState, batch):
@@ -89,6 +99,7 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
             "grad_norm_clipped": grad_norm if clipped is None else clipped,
             "update_norm": _norm(updates),
             "param_norm": _norm(params),
+            **group_grad_norms(grads),
             **{k: jnp.asarray(v, jnp.float32) for k, v in aux.items()},
         }
         hyper = getattr(opt_state, "hyperparams", None)

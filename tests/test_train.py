@@ -69,6 +69,10 @@ def test_metrics_are_the_norms_they_claim():
     np.testing.assert_allclose(metrics["update_norm"], optax.tree.norm(updates), rtol=1e-4)
     np.testing.assert_allclose(metrics["param_norm"], optax.tree.norm(new.params), rtol=1e-6)
     np.testing.assert_allclose(metrics["learning_rate"], 1e-2, rtol=1e-6)
+    np.testing.assert_allclose(metrics["grad_norm/cell/w_h"], jnp.linalg.norm(grads["cell"]["w_h"]), rtol=1e-5)
+    groups = [v for k, v in metrics.items() if k.startswith("grad_norm/")]
+    assert len(groups) == 5  # w_x, w_h, w_hn, b of the GRU, and w
+    np.testing.assert_allclose(np.sqrt(sum(np.square(groups))), metrics["grad_norm"], rtol=1e-5)
 
 
 def test_fit_lowers_the_loss_and_writes_its_outputs(tmp_path):
