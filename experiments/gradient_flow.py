@@ -66,7 +66,7 @@ QUICK = dict(length=20, hidden=16, steps=40, eval_batch=4, explode_length=10, ex
 FIGURES = ("norms", "exploding", "truncation", "all")
 
 
-def _model(cell_fn, hidden, key):
+def model(cell_fn, hidden, key):
     cell = cell_fn(hidden)
     readout = rnnjax.mlp([1], activation="identity")
     k1, k2 = jax.random.split(key)
@@ -123,7 +123,7 @@ def figure_norms(cfg, out, key):
     curves, ratios, trained = {}, {}, {}
     for index, (name, cell_fn) in enumerate(CELLS.items()):
         start = time.perf_counter()
-        cell, readout, params = _model(cell_fn, cfg.hidden, jax.random.fold_in(key, index))
+        cell, readout, params = model(cell_fn, cfg.hidden, jax.random.fold_in(key, index))
         before = mean_grad_norms(cell, readout, params, xs, targets)
         params_after, history = train(cell, readout, params, cfg, jax.random.fold_in(key, 7))
         after = mean_grad_norms(cell, readout, params_after, xs, targets)
@@ -157,7 +157,7 @@ def figure_exploding(cfg, out, key):
 
     runs = {}
     for label, clip in [("no clipping", None), ("clipped at 1", "global_norm")]:
-        cell, readout, params = _model(lambda h: rnnjax.rnn(h, recurrent_scale=cfg.explode_scale), cfg.hidden, key)
+        cell, readout, params = model(lambda h: rnnjax.rnn(h, recurrent_scale=cfg.explode_scale), cfg.hidden, key)
         optimizer = rnnjax.make_optimizer("sgd", cfg.explode_learning_rate, clip=clip, clip_threshold=1.0)
         _, history = train(cell, readout, params, cfg, jax.random.fold_in(key, 3), optimizer, cfg.explode_steps, cfg.explode_length)
         runs[label] = history
@@ -184,7 +184,7 @@ def figure_truncation(cfg, out, key, trained=None, data=None):
     import matplotlib.pyplot as plt
 
     if trained is None:
-        cell, readout, params = _model(CELLS["lstm"], cfg.hidden, key)
+        cell, readout, params = model(CELLS["lstm"], cfg.hidden, key)
         params, _ = train(cell, readout, params, cfg, jax.random.fold_in(key, 7))
     else:
         cell, readout, params = trained
