@@ -105,14 +105,15 @@ def train(cell, readout, params, cfg, key, optimizer=None, steps=None, length=No
     state = rnnjax.init_state(params, optimizer, key)
     history = []
     for i in range(steps or cfg.steps):
-        state, metrics = step(state, adding_task(jax.random.fold_in(key, i), cfg.batch, length))
+        new_state, metrics = step(state, adding_task(jax.random.fold_in(key, i), cfg.batch, length))
         record = {"step": i + 1, **{k: float(metrics[k]) for k in ("loss", "grad_norm")}}
         history.append(record)
         try:
             check_finite(i + 1, record)
         except NonFiniteError as err:
             print(f"  {err}")
-            break
+            break  # keep the last parameters whose gradient was finite
+        state = new_state
     return state.params, history
 
 
@@ -129,13 +130,16 @@ def figure_norms(cfg, out, key):
         after = mean_grad_norms(cell, readout, params_after, xs, targets)
         curves[name] = (before, after)
         trained[name] = (cell, readout, params_after)
+        diverged = not all(map(jnp.isfinite, (history[-1]["loss"], history[-1]["grad_norm"])))
         ratios[name] = {
             "init": float(before[0] / before[-1]),
             "trained": float(after[0] / after[-1]),
             "final_loss": history[-1]["loss"],
+            "steps_done": len(history) - diverged,
+            "diverged": bool(diverged),
         }
         print(f"  {name:8s} ‖∂L/∂h_1‖/‖∂L/∂h_T‖: init {ratios[name]['init']:.3g}, trained {ratios[name]['trained']:.3g}, "
-              f"train loss {history[-1]['loss']:.4f} ({time.perf_counter() - start:.0f} s)")
+              f"train loss {history[-1]['loss']:.4g}{' (diverged)' if diverged else ''} ({time.perf_counter() - start:.0f} s)")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, idx, title in [(axes[0], 0, "at initialisation"), (axes[1], 1, f"after {cfg.steps} updates")]:
         for name, pair in curves.items():
