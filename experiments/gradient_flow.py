@@ -195,9 +195,10 @@ def figure_truncation(cfg, out, key, trained=None, data=None):
     xs, targets = data or adding_task(jax.random.fold_in(key, 10**6), cfg.eval_batch, cfg.length)
     fig, ax = plt.subplots(figsize=(6, 4))
     chunks = [c for c in (10, 50) if c < cfg.length] + [None]
+    reaches = {}
     for chunk in chunks:
         norms = mean_grad_norms(cell, readout, params, xs, targets, truncate=chunk)
-        reach = int(jnp.sum(norms > 0))
+        reach = reaches[chunk or "full"] = int(jnp.sum(norms > 0))
         print(f"  chunk {chunk or 'full'}: the gradient reaches back {reach} steps")
         ax.semilogy(range(1, cfg.length + 1), jnp.where(norms > 0, norms, jnp.nan), label=f"chunk {chunk or 'full'} (reach {reach})")
     ax.set_title(f"trained LSTM, T = {cfg.length}: truncated BPTT")
@@ -208,6 +209,7 @@ def figure_truncation(cfg, out, key, trained=None, data=None):
     fig.tight_layout()
     fig.savefig(out / "truncation.png", dpi=100)
     plt.close(fig)
+    return reaches
 
 
 def run(cfg: Config, out=None):
@@ -216,18 +218,20 @@ def run(cfg: Config, out=None):
     out = rnnjax.checkpoint.check_writable(out or "runs/gradient_flow")
     key = jax.random.key(cfg.seed)
     trained = data = None
+    results = {}
     if cfg.figure in ("norms", "all"):
         print("‖∂L/∂h_t‖ at initialisation and after training:")
         models, data = figure_norms(cfg, out, key)
         trained = models["lstm"]
+        results["ratios"] = json.loads((out / "ratios.json").read_text())["ratios"]
     if cfg.figure in ("exploding", "all"):
         print("exploding gradients, with and without clipping:")
-        figure_exploding(cfg, out, key)
+        results["exploding"] = figure_exploding(cfg, out, key)
     if cfg.figure in ("truncation", "all"):
         print("how far back truncated BPTT reaches:")
-        figure_truncation(cfg, out, key, trained, data)
+        results["reach"] = figure_truncation(cfg, out, key, trained, data)
     print(f"figures in {pathlib.Path(out).absolute()}")
-    return out
+    return results
 
 
 def main(argv=None):

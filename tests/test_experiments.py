@@ -59,3 +59,16 @@ def test_step_benchmark_runs_and_checks_the_paths_agree(capsys):
     bench_step.main(["--cell=gru", "--batch=2", "--length=5", "--inputs=3", "--hidden=4", "--repeats=1"])
     out = capsys.readouterr().out
     assert "autodiff" in out and "fused-hoisted" in out and "autodiff/this" in out
+
+
+def test_gradient_flow_quick_run_draws_its_figures(tmp_path):
+    from experiments import gradient_flow
+
+    results = gradient_flow.run(gradient_flow.Config(**gradient_flow.QUICK), out=tmp_path)
+    for name in ["hidden_grad_norms.png", "exploding.png", "truncation.png", "ratios.json"]:
+        assert (tmp_path / name).stat().st_size > 0
+    assert set(results["ratios"]) == set(gradient_flow.CELLS)
+    unclipped = max(r["grad_norm"] for r in results["exploding"]["no clipping"])
+    clipped = max(r["grad_norm"] for r in results["exploding"]["clipped at 1"])
+    assert unclipped > 100 * clipped  # the unclipped run's gradient explodes
+    assert results["reach"] == {10: 10, "full": gradient_flow.QUICK["length"]}
