@@ -107,7 +107,7 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
             metrics["learning_rate"] = jnp.asarray(hyper["learning_rate"], jnp.float32)
         return TrainState(params, opt_state, state.step + 1, state.key, carry), metrics
 
-    return jax.jit(step_fn, donate_argnums=())
+    return jax.jit(step_fn)
 
 
 def _with_aux(loss_fn):

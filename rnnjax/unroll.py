@@ -25,10 +25,11 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
         output is zero, so with padding at the end the returned carry is the one after the last valid
         step, in either direction.
       reverse: run from ``t = T-1`` down to 0; ``ys[t]`` still lines up with ``xs[t]``.
-      fast: use :mod:`rnnjax.fused` (input projection hoisted out of the scan, hand-written backward
-        pass with one large weight-gradient matmul) where the cell has a ``core``. The two paths give
-        the same values and gradients; ``fast=False`` is plain autodiff through ``lax.scan`` and also
-        supports forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``).
+      fast: use :mod:`rnnjax.fused` where the cell has a ``core``: a hand-written backward pass that
+        reuses the forward pass's recurrent products, with the weight gradients formed beside the
+        recurrence (CPU) or as one large matmul after it (GPU/TPU). The two paths give the same values
+        and gradients; ``fast=False`` is plain autodiff through ``lax.scan`` and also supports
+        forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``).
 
     Returns:
       ``(carry, ys)``: the final carry and the outputs ``[T, H]``.
