@@ -62,7 +62,7 @@ class Config:
     seed: int = 0
 
 
-QUICK = dict(length=20, hidden=16, steps=40, eval_batch=4, explode_length=10, explode_steps=40)
+QUICK = dict(length=20, hidden=16, steps=40, eval_batch=4, explode_scale=3.0, explode_length=10, explode_steps=40)
 FIGURES = ("norms", "exploding", "truncation", "all")
 
 
