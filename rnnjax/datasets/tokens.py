@@ -1,0 +1,89 @@
+"""Vocabularies and token streams for language models.
+
+A stream is cut char-rnn style (Karpathy 2015): the token sequence is split into ``batch`` contiguous rows,
+and batch ``i`` holds columns ``[i·T, (i+1)·T)`` of every row, so row ``b`` of batch ``i + 1`` continues
+row ``b`` of batch ``i`` and a stateful train step can pass the carry between them (truncated BPTT over
+the whole stream).
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from typing import NamedTuple
+
+import numpy as np
+
+UNK = "<unk>"
+EOS = "<eos>"
+
+
+class Vocab(NamedTuple):
+    """``tokens[i]`` is the token with id ``i``; id 0 is ``<unk>`` for anything not seen in training."""
+
+    tokens: tuple[str, ...]
+    chars: bool
+
+    @property
+    def size(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, text_or_tokens) -> np.ndarray:
+        index = {t: i for i, t in enumerate(self.tokens)}
+        items = text_or_tokens if not isinstance(text_or_tokens, str) or self.chars else words(text_or_tokens)
+        return np.fromiter((index.get(t, 0) for t in items), np.int32)
+
+    def decode(self, ids) -> str:
+        pieces = [self.tokens[int(i)] for i in np.asarray(ids).reshape(-1)]
+        return "".join(pieces) if self.chars else " ".join(pieces).replace(f" {EOS} ", "\n")
+
+
+def char_vocab(train_text: str) -> Vocab:
+    """Every character of the training text, sorted, after ``<unk>`` (id 0)."""
+    if not train_text:
+        raise ValueError("cannot build a vocabulary from an empty training text")
+    return Vocab((UNK,) + tuple(sorted(set(train_text))), chars=True)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words and punctuation, with ``<eos>`` at each line end."""
+    out = []
+    for line in text.splitlines():
+        tokens = re.findall(r"[a-z0-9']+|[^\sa-z0-9']", line.lower())
+        if tokens:
+            out.extend(tokens + [EOS])
+    return out
+
+
+def word_vocab(train_text: str, size: int) -> Vocab:
+    """``<unk>``, ``<eos>`` and the ``size - 2`` most frequent training words (ties broken alphabetically)."""
+    if size < 3:
+        raise ValueError(f"a word vocabulary needs size >= 3, got {size}")
+    counts = collections.Counter(w for w in words(train_text) if w != EOS)
+    common = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: size - 2]
+    return Vocab((UNK, EOS) + tuple(w for w, _ in common), chars=False)
+
+
+class Stream(NamedTuple):
+    """Batches of a token stream: ``inputs`` ``[n, B, T]`` and ``targets`` (the next tokens)."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+
+    @property
+    def num_batches(self) -> int:
+        return self.inputs.shape[0]
+
+
+def stream(ids: np.ndarray, batch: int, length: int) -> Stream:
+    """Cuts ``ids`` into ``[n, batch, length]`` inputs and next-token targets (the tail is dropped)."""
+    ids = np.asarray(ids)
+    per_row = (ids.size - 1) // batch
+    n = per_row // length
+    if n < 1:
+        raise ValueError(f"a stream of {ids.size} tokens is too short for batch {batch} x length {length}")
+    rows = per_row - per_row % length
+    x = ids[: batch * per_row].reshape(batch, per_row)[:, :rows]
+    y = ids[1 : batch * per_row + 1].reshape(batch, per_row)[:, :rows]
+    split = lambda a: a.reshape(batch, n, length).transpose(1, 0, 2)  # noqa: E731
+    return Stream(split(x), split(y))
