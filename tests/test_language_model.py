@@ -1,0 +1,122 @@
+"""Tokens, streams, the language model, its sampler, and the char-level experiment end to end."""
+
+import dataclasses
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rnnjax
+from rnnjax.checkpoint import Checkpointer
+from rnnjax.datasets import tokens
+from rnnjax.models import language_model, sample
+from rnnjax.train import read_metrics, tree_equal
+
+ROOT = pathlib.Path(__file__).parents[1]
+
+
+def test_char_vocab_maps_unseen_characters_to_unk():
+    v = tokens.char_vocab("to be or not")
+    assert v.tokens[0] == "<unk>" and v.size == 1 + len(set("to be or not"))
+    ids = v.encode("be? not")
+    assert ids[2] == 0 and v.decode(ids) == "be<unk> not"
+    with pytest.raises(ValueError, match="empty training text"):
+        tokens.char_vocab("")
+
+
+def test_stream_rows_continue_from_batch_to_batch():
+    ids = np.arange(1000)
+    s = tokens.stream(ids, batch=4, length=10)
+    assert s.inputs.shape == s.targets.shape == (24, 4, 10)
+    np.testing.assert_array_equal(s.targets, s.inputs + 1)
+    np.testing.assert_array_equal(s.inputs[1][:, 0], s.inputs[0][:, -1] + 1)  # row b of batch i+1 follows batch i
+    with pytest.raises(ValueError, match="too short"):
+        tokens.stream(np.arange(10), batch=4, length=10)
+
+
+def test_word_vocab_keeps_the_most_frequent_words():
+    v = tokens.word_vocab("the cat sat.\nthe dog sat on the mat.", size=5)
+    assert v.tokens == ("<unk>", "<eos>", "the", ".", "sat")
+    np.testing.assert_array_equal(v.encode("the dog"), [2, 0, 1])
+
+
+def test_language_model_shapes_and_errors():
+    m = language_model(12, rnnjax.gru(8), num_layers=2, embed_dim=5)
+    params = m.init(jax.random.key(0))
+    logits, carry = m.apply(params, jnp.array([1, 2, 3]))
+    assert logits.shape == (3, 12) and len(carry) == 2
+    onehot = language_model(12, rnnjax.lstm(4))
+    assert onehot.apply(onehot.init(jax.random.key(0)), jnp.array([0, 11]))[0].shape == (2, 12)
+    with pytest.raises(TypeError, match="tokens must be integer ids"):
+        m.apply(params, jnp.array([1.0, 2.0]))
+
+
+def test_sampling_is_reproducible_and_greedy_at_temperature_zero():
+    m = language_model(7, rnnjax.lstm(16), embed_dim=4)
+    params = m.init(jax.random.key(0))
+    prime = jnp.array([1, 2])
+    draw = jax.jit(lambda k, t: sample(m, params, k, prime, 15, t))
+    a, b = draw(jax.random.key(1), 1.0), draw(jax.random.key(1), 1.0)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, draw(jax.random.key(2), 1.0))
+    greedy = draw(jax.random.key(3), 0.0)
+    np.testing.assert_array_equal(greedy, draw(jax.random.key(4), 0.0))
+    np.testing.assert_array_equal(greedy, draw(jax.random.key(4), 1e-4))  # temperature -> 0
+    # greedy by hand: feed the argmax back one token at a time
+    logits, carry = m.apply(params, prime)
+    token, manual = int(jnp.argmax(logits[-1])), []
+    for _ in range(15):
+        manual.append(token)
+        logits, carry = m.apply(params, jnp.array([token]), carry)
+        token = int(jnp.argmax(logits[-1]))
+    np.testing.assert_array_equal(greedy, manual)
+    assert draw._cache_size() == 1
+    with pytest.raises(ValueError, match="prime must be a non-empty"):
+        sample(m, params, jax.random.key(0), jnp.array([], jnp.int32), 3)
+
+
+def test_char_lm_quick_run_and_sample_from_its_checkpoint(tmp_path, capsys):
+    from experiments import char_lm
+
+    result = char_lm.run(char_lm.Config(**char_lm.QUICK), out=tmp_path, progress=False)
+    assert result["test_nats_per_char"] < np.log(31)  # better than uniform over the quick vocabulary
+    assert abs(result["test_bits_per_char"] - result["test_nats_per_char"] / np.log(2)) < 1e-9
+    capsys.readouterr()
+    char_lm.main(["sample", f"--out={tmp_path}", "--prime=First", "--length=30", "--seed=3"])
+    first = capsys.readouterr().out
+    char_lm.main(["sample", f"--out={tmp_path}", "--prime=First", "--length=30", "--seed=3"])
+    assert capsys.readouterr().out == first and "First" in first
+
+
+def test_resumed_char_lm_continues_the_same_loss_curve(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = lambda out: [sys.executable, "-m", "experiments.char_lm", "--quick", f"--out={out}", "--steps=300", "--checkpoint_every=20", "--eval_every=100"]  # noqa: E731
+    subprocess.run(cmd(tmp_path / "full"), cwd=ROOT, env=env, check=True, capture_output=True)
+    proc = subprocess.Popen(cmd(tmp_path / "cut"), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpts = tmp_path / "cut" / "checkpoints"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if ckpts.exists() and (Checkpointer(ckpts).latest_step() or 0) >= 60:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    subprocess.run(cmd(tmp_path / "cut"), cwd=ROOT, env=env, check=True, capture_output=True)
+    full = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "full" / "metrics.jsonl")}
+    cut = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "cut" / "metrics.jsonl")}
+    assert cut == full
+    from experiments import char_lm
+
+    cfg = dataclasses.replace(char_lm.Config(**char_lm.QUICK), steps=300)
+    template = char_lm.build(cfg, char_lm.load(cfg))[2]
+    a, _ = Checkpointer(tmp_path / "full" / "checkpoints").restore(template)
+    b, _ = Checkpointer(tmp_path / "cut" / "checkpoints").restore(template)
+    assert tree_equal(a.params, b.params) and tree_equal(a.carry, b.carry)
