@@ -22,12 +22,9 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
 
 import rnnjax
-from experiments import _cli, _common
+from experiments import _cli, _common, _lm
 from rnnjax.checkpoint import Checkpointer
 from rnnjax.datasets import text, tokens
 from rnnjax.models import language_model, sample
@@ -68,49 +65,12 @@ def load(cfg: Config):
 
 
 def build(cfg: Config, splits):
+    """``(vocab, model, state, train_step, batch_fn)`` for a config and its text splits."""
     if cfg.cell not in CELLS:
         raise ValueError(f"unknown cell {cfg.cell!r}; expected one of {sorted(CELLS)}")
     vocab = tokens.char_vocab(splits["train"])
     model = language_model(vocab.size, CELLS[cfg.cell](cfg.hidden), cfg.layers, cfg.embed)
-    k_init, k_run = jax.random.split(jax.random.key(cfg.seed))
-    params = model.init(k_init)
-    optimizer = _common.make_optimizer(cfg)
-    train = tokens.stream(vocab.encode(splits["train"]), cfg.batch, cfg.length)
-    zeros = jax.vmap(lambda _: model.initial_carry(params))(jnp.arange(cfg.batch))
-
-    def loss_fn(params, batch, key, carry):
-        del key
-        inputs, targets, reset = batch
-        carry = jax.tree.map(lambda c, z: jnp.where(reset, z, c), carry, zeros)
-        logits, carry = jax.vmap(model.apply, in_axes=(None, 0, 0))(params, inputs, carry)
-        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, targets)), carry
-
-    def batch_fn(step):
-        i = step % train.num_batches
-        return train.inputs[i], train.targets[i], jnp.asarray(i == 0)
-
-    state = rnnjax.init_state(params, optimizer, k_run, carry=zeros)
-    step = rnnjax.make_train_step(loss_fn, optimizer, stateful=True)
-    return vocab, model, state, step, batch_fn
-
-
-def make_evaluator(model, vocab, split_text: str, rows: int = 32, length: int = 200):
-    """Mean nats per character over the whole text, read as ``rows`` continuous streams."""
-    s = tokens.stream(vocab.encode(split_text), rows, min(length, max(1, (len(split_text) - 1) // rows)))
-
-    @jax.jit
-    def evaluate(params):
-        carry0 = jax.vmap(lambda _: model.initial_carry(params))(jnp.arange(rows))
-
-        def chunk(carry, batch):
-            x, y = batch
-            logits, carry = jax.vmap(model.apply, in_axes=(None, 0, 0))(params, x, carry)
-            return carry, jnp.sum(optax.softmax_cross_entropy_with_integer_labels(logits, y))
-
-        _, sums = jax.lax.scan(chunk, carry0, (jnp.asarray(s.inputs), jnp.asarray(s.targets)))
-        return jnp.sum(sums) / s.inputs.size
-
-    return evaluate
+    return (vocab, model, *_lm.training(cfg, model, vocab.encode(splits["train"])))
 
 
 def generate(model, vocab, params, prime: str, length: int, temperature: float, seed: int) -> str:
@@ -123,8 +83,8 @@ def run(cfg: Config, out=None, progress: bool = True):
     out = pathlib.Path(out or "runs/char_lm")
     splits = load(cfg)
     vocab, model, state, step, batch_fn = build(cfg, splits)
-    validation = make_evaluator(model, vocab, splits["validation"])
-    test = make_evaluator(model, vocab, splits["test"])
+    validation = _lm.evaluator(model, vocab.encode(splits["validation"]))
+    test = _lm.evaluator(model, vocab.encode(splits["test"]))
     rnnjax.checkpoint.check_writable(out)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
     print(f"char LM: {cfg.layers} x {cfg.cell}({cfg.hidden}), vocab {vocab.size}, "

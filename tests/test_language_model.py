@@ -120,3 +120,29 @@ def test_resumed_char_lm_continues_the_same_loss_curve(tmp_path):
     a, _ = Checkpointer(tmp_path / "full" / "checkpoints").restore(template)
     b, _ = Checkpointer(tmp_path / "cut" / "checkpoints").restore(template)
     assert tree_equal(a.params, b.params) and tree_equal(a.carry, b.carry)
+
+
+def test_interpolated_trigram_is_a_distribution_and_beats_unigrams():
+    from rnnjax.datasets import ngram
+
+    rng = np.random.default_rng(0)
+    # a text with structure: each token mostly follows from the one before
+    ids = [0]
+    for _ in range(3000):
+        ids.append((ids[-1] * 3 + (rng.random() < 0.2)) % 7)
+    model = ngram.InterpolatedTrigram(ids[:2000], 7).fit(ids[2000:2500])
+    assert abs(sum(model.lambdas) - 1) < 1e-9 and model.lambdas[0] > 0
+    for u, v in [(ids[5], ids[6]), (6, 6), (None, 3)]:  # seen and unseen contexts
+        assert abs(sum(model.prob(u, v, w) for w in range(7)) - 1) < 1e-9
+    unigram = ngram.InterpolatedTrigram(ids[:2000], 7)
+    unigram.lambdas = (0.0, 1.0, 0.0, 0.0)
+    assert model.perplexity(ids[2500:]) < 0.5 * unigram.perplexity(ids[2500:])
+
+
+def test_word_lm_quick_run_reports_both_perplexities(tmp_path):
+    from experiments import word_lm
+
+    result = word_lm.run(word_lm.Config(**word_lm.QUICK), out=tmp_path, progress=False)
+    assert set(result) == {"rnn", "trigram", "steps"}
+    for model in ("rnn", "trigram"):
+        assert 1.0 <= result[model]["test"] < 16  # below uniform over the quick vocabulary

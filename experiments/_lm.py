@@ -1,0 +1,57 @@
+"""What the language-model experiments share: stateful training over a token stream, and evaluation."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+import rnnjax
+from experiments import _common
+from rnnjax.datasets import tokens
+
+
+def training(cfg, model, train_ids):
+    """``(state, train_step, batch_fn)``: truncated BPTT over a stream, carry passed between batches.
+
+    ``cfg`` needs ``batch``, ``length``, ``seed`` and the optimiser fields of ``_common.TrainConfig``.
+    The carry is reset to zeros at the first batch of every epoch.
+    """
+    k_init, k_run = jax.random.split(jax.random.key(cfg.seed))
+    params = model.init(k_init)
+    optimizer = _common.make_optimizer(cfg)
+    train = tokens.stream(train_ids, cfg.batch, cfg.length)
+    zeros = jax.vmap(lambda _: model.initial_carry(params))(jnp.arange(cfg.batch))
+
+    def loss_fn(params, batch, key, carry):
+        del key
+        inputs, targets, reset = batch
+        carry = jax.tree.map(lambda c, z: jnp.where(reset, z, c), carry, zeros)
+        logits, carry = jax.vmap(model.apply, in_axes=(None, 0, 0))(params, inputs, carry)
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, targets)), carry
+
+    def batch_fn(step):
+        i = step % train.num_batches
+        return train.inputs[i], train.targets[i], jnp.asarray(i == 0)
+
+    state = rnnjax.init_state(params, optimizer, k_run, carry=zeros)
+    return state, rnnjax.make_train_step(loss_fn, optimizer, stateful=True), batch_fn
+
+
+def evaluator(model, ids, rows: int = 32, length: int = 200):
+    """``evaluate(params)``: mean nats per token over the whole id sequence, read as ``rows`` streams."""
+    s = tokens.stream(ids, rows, min(length, max(1, (len(ids) - 1) // rows)))
+
+    @jax.jit
+    def evaluate(params):
+        carry0 = jax.vmap(lambda _: model.initial_carry(params))(jnp.arange(rows))
+
+        def chunk(carry, batch):
+            x, y = batch
+            logits, carry = jax.vmap(model.apply, in_axes=(None, 0, 0))(params, x, carry)
+            return carry, jnp.sum(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+
+        _, sums = jax.lax.scan(chunk, carry0, (jnp.asarray(s.inputs), jnp.asarray(s.targets)))
+        return jnp.sum(sums) / s.inputs.size
+
+    return evaluate
