@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11+:
-#   make run    trains the demo (an LSTM on the adding problem) and prints the falling loss
+#   make run    trains the character-level LM on Shakespeare, then prints test bits/char and a sample
 #   make test   runs the test suite
 # Both create (or reuse) the virtual environment .venv and install what they need into it.
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) experiments/demo.py
+	$(PY) -m experiments.char_lm --out runs/char_lm
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -108,8 +108,12 @@ def run(cfg: Config, out=None, progress: bool = True):
 def run_sample(argv):
     """``sample --out DIR [--prime=...] [--temperature=...] [--length=...] [--seed=...]``."""
     opts = {"prime": "\n", "temperature": "0.8", "length": "400", "seed": "0", "out": "runs/char_lm"}
-    for arg in argv:
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
         key, eq, value = arg.lstrip("-").partition("=")
+        if not eq and args:  # --key value
+            value, eq = args.pop(0), "="
         if key not in opts or not eq:
             raise _cli.ConfigError(f"sample takes --key=value with keys {sorted(opts)}, got {arg!r}")
         opts[key] = value

@@ -44,7 +44,7 @@ def test_mlp_learns_xor_with_gradient_descent():
 
 
 def test_demo_lstm_beats_the_adding_baseline():
-    """The README's main job, in its quick mode: the held-out loss must fall well below 1/6."""
+    """The adding demo in its quick mode: the held-out loss must fall well below 1/6."""
     from experiments.demo import QUICK, Config, run
 
     history = run(Config(**QUICK))
