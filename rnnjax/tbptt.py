@@ -13,7 +13,6 @@ practical recipes above use, so it is the one provided.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from jax import lax
 

@@ -169,7 +169,7 @@ def test_sigkilled_run_resumes_to_the_same_parameters(tmp_path):
     assert 50 <= interrupted_at < steps
 
     resumed = subprocess.run(_adding_command(killed, steps), cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-    assert f"resumed from" in resumed.stdout
+    assert "resumed from" in resumed.stdout
 
     from experiments.adding import QUICK, Config, build
     import dataclasses

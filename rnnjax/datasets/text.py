@@ -17,7 +17,6 @@ import dataclasses
 import fnmatch
 import hashlib
 import importlib.util
-import io
 import os
 import pathlib
 import subprocess
