@@ -196,6 +196,11 @@ def fit(
         bar.close()
         if log is not None:
             log.close()
+    if not history and eval_fn is not None:  # resumed at the end: nothing ran, but report where it stands
+        last = {"step": int(state.step), **{f"eval_{k}": float(v) for k, v in eval_fn(state.params).items()}}
+        history.append(last)
+    if out is not None and not last:
+        last = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
     if out is not None:
         (out / "metrics.json").write_text(json.dumps(last, indent=2) + "\n")
         if plot:

@@ -91,6 +91,11 @@ def test_fit_lowers_the_loss_and_writes_its_outputs(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["step"] == 60
     assert (tmp_path / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert Checkpointer(tmp_path / "checkpoints").latest_step() == 60
+    # running the same command again resumes at the end: nothing trains, the evaluation is still reported
+    again, history = rnnjax.fit(step, rnnjax.init_state(params, opt, jax.random.key(1)), lambda s: fixed, 60,
+                                out_dir=tmp_path, progress=False, eval_fn=lambda p: {"loss": loss_fn(p, fixed, jax.random.key(0))})
+    assert int(again.step) == 60 and len(history) == 1 and history[0]["eval_loss"] == pytest.approx(lines[-1]["eval_loss"])
+    assert json.loads((tmp_path / "metrics.json").read_text())["step"] == 60
 
 
 def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path):
