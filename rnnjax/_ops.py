@@ -9,3 +9,14 @@ def add_bias(a, b):
 def affine(x, w, b):
     """``x [..., D] @ w [D, F] + b [F]``."""
     return add_bias(x @ w, b)
+
+
+def path_name(path, sep: str = ".") -> str:
+    """A pytree key path as text: dict keys, attribute names and indices joined by ``sep``."""
+    parts = []
+    for k in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(k, attr):
+                parts.append(str(getattr(k, attr)))
+                break
+    return sep.join(parts)

@@ -13,6 +13,8 @@ import pathlib
 import jax
 import numpy as np
 
+from rnnjax._ops import path_name
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint folder that cannot be read back into the expected state."""
@@ -26,17 +28,6 @@ def _to_saveable(state):
 def _from_saved(state, template):
     impl = jax.random.key_impl(template.key)
     return state._replace(key=jax.random.wrap_key_data(state.key, impl=impl))
-
-
-def _name(path) -> str:
-    """orbax's name for a leaf: the keys along its path joined by dots."""
-    parts = []
-    for k in path:
-        for attr in ("key", "name", "idx"):
-            if hasattr(k, attr):
-                parts.append(str(getattr(k, attr)))
-                break
-    return ".".join(parts)
 
 
 class Checkpointer:
@@ -81,7 +72,7 @@ class Checkpointer:
                 f"cannot read checkpoint {step} in {self.directory}: its files are truncated or corrupt "
                 f"({type(err).__name__}: {err})"
             ) from err
-        expected = {_name(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(target)}
+        expected = {path_name(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(target)}
         problems = [
             f"{name}: saved {tuple(saved[name].shape)} {saved[name].dtype}, expected {t.shape} {t.dtype}"
             for name, t in expected.items()

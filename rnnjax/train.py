@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rnnjax._ops import path_name
 from rnnjax.checkpoint import Checkpointer, check_writable
 
 
@@ -58,8 +59,7 @@ def group_grad_norms(grads) -> dict:
     """``{"grad_norm/<path>": ‖g‖}`` for every parameter array, e.g. ``grad_norm/cell/w_h``."""
     out = {}
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
-        name = "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
-        out[f"grad_norm/{name}"] = jnp.sqrt(jnp.sum(jnp.square(g))).astype(jnp.float32)
+        out[f"grad_norm/{path_name(path, '/')}"] = jnp.sqrt(jnp.sum(jnp.square(g))).astype(jnp.float32)
     return out
 
 
