@@ -34,8 +34,10 @@ import dataclasses
 import hashlib
 import json
 import pathlib
+import shutil
 import sys
 import time
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -78,7 +80,7 @@ class Config:
     seed: int = 0
 
 
-QUICK = dict(corpus="quick", hidden=16, embed=16, folds=3, epochs=4, ensemble=2, batch=16, min_count=1)
+QUICK = dict(corpus="quick", hidden=16, embed=16, folds=3, epochs=8, ensemble=2, batch=16, min_count=1, learning_rate=1e-2)
 
 
 class PredictError(ValueError):
@@ -153,12 +155,16 @@ def predict_all(probs, params, sequences, batch: int = 256) -> np.ndarray:
     return out
 
 
-def train_fold(cfg: Config, model, train, validation, key, progress: bool):
-    """Trains ``cfg.ensemble`` models at once; returns each model's params at its best validation epoch.
+class Programs(NamedTuple):
+    """The compiled pieces of a run, built once and shared by every fold (a fold's vocabulary fits in the
+    model's ``vocab_size`` rows), so each batch shape compiles once per run rather than once per fold."""
 
-    ``train`` and ``validation`` are ``(sequences, labels)``. Returns ``(params, best_epochs,
-    validation_accuracies, steps)``; ``params`` has a leading ensemble axis.
-    """
+    init: Callable  # key -> TrainState of the ensemble (leading axis)
+    step: Callable  # (states, batch) -> (states, metrics), vmapped over the ensemble
+    probs: Callable  # (params, ids, mask) -> [M, B, C]
+
+
+def programs(cfg: Config, model) -> Programs:
     optimizer = rnnjax.make_optimizer("adam", cfg.learning_rate, clip="global_norm", clip_threshold=cfg.clip_threshold)
 
     def loss_fn(params, batch, key):
@@ -167,19 +173,31 @@ def train_fold(cfg: Config, model, train, validation, key, progress: bool):
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
         return loss, {"accuracy": jnp.mean(jnp.argmax(logits, -1) == labels)}
 
+    def init(key):
+        keys = jax.random.split(key, cfg.ensemble)
+        return jax.vmap(lambda k: rnnjax.init_state(model.init(k), optimizer, jax.random.fold_in(k, 1)))(keys)
+
     step = jax.jit(jax.vmap(rnnjax.make_train_step(loss_fn, optimizer), (0, None)))
-    keys = jax.random.split(key, cfg.ensemble)
-    state = jax.vmap(lambda k: rnnjax.init_state(model.init(k), optimizer, jax.random.fold_in(k, 1)))(keys)
-    probs = jax.jit(jax.vmap(_probs(model), (0, None, None)))
+    return Programs(jax.jit(init), step, jax.jit(jax.vmap(_probs(model), (0, None, None))))
+
+
+def train_fold(cfg: Config, progs: Programs, train, validation, key, progress: bool):
+    """Trains ``cfg.ensemble`` models at once; returns each model's params at its best validation epoch.
+
+    ``train`` and ``validation`` are ``(sequences, labels)``. Returns ``(params, best_epochs,
+    validation_accuracies, steps)``; ``params`` has a leading ensemble axis. An epoch is one pass over
+    ``train``; training stops after ``patience`` epochs without a better validation accuracy for any model.
+    """
 
     def accuracies(params):
         seqs, labels = validation
         out = np.zeros((cfg.ensemble, len(seqs)), bool)
         for idx in padding.length_batches([len(s) for s in seqs], 256):
             ids, mask = padding.pad([seqs[i] for i in idx])
-            out[:, idx] = np.asarray(probs(params, ids, mask)).argmax(-1) == labels[idx]
+            out[:, idx] = np.asarray(progs.probs(params, ids, mask)).argmax(-1) == labels[idx]
         return out.mean(axis=1)
 
+    state = progs.init(key)
     seqs, labels = train
     best = jax.tree.map(np.asarray, state.params)
     best_acc, best_epoch = np.full(cfg.ensemble, -1.0), np.zeros(cfg.ensemble, int)
@@ -188,7 +206,7 @@ def train_fold(cfg: Config, model, train, validation, key, progress: bool):
         start = time.perf_counter()
         for idx in padding.length_batches([len(s) for s in seqs], cfg.batch, seed=cfg.seed * 1000 + epoch):
             ids, mask = padding.pad([seqs[i] for i in idx])
-            state, metrics = step(state, (ids, mask, labels[idx]))
+            state, metrics = progs.step(state, (ids, mask, labels[idx]))
             steps += 1
         rnnjax.train.check_finite(steps, {k: np.max(np.abs(v)) for k, v in metrics.items()})
         acc = accuracies(state.params)
@@ -224,9 +242,11 @@ def _state_template(model, cfg: Config):
 def save_fold(folder: pathlib.Path, cfg: Config, vocab, model, params, steps: int, info: dict):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps({"tokens": list(vocab.tokens)}) + "\n")
-    (folder / "model.json").write_text(json.dumps({"vocab_size": vocab.size, "vocab_sha256": vocab_sha256(vocab), **info}, indent=2) + "\n")
+    (folder / "model.json").write_text(json.dumps({"vocab_size": vocab.size, "vocab_sha256": vocab_sha256(vocab),
+                                                   "embedding_rows": model.vocab_size, **info}, indent=2) + "\n")
     template = _state_template(model, cfg)
     state = template._replace(params=jax.tree.map(jnp.asarray, params), step=jnp.asarray(steps, jnp.int32))
+    shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # a rerun replaces the fold's model
     Checkpointer(folder / "checkpoints", max_to_keep=1).save(state, steps)
 
 
@@ -243,20 +263,24 @@ def run(cfg: Config, out=None, progress: bool = True):
     print(f"sentiment: {len(data.texts)} sentences ({int(data.labels.sum())} positive), {cfg.folds}-fold "
           f"cross-validation; {'bi' if cfg.bidirectional else ''}{cfg.cell}({cfg.hidden}) x {cfg.ensemble}, pooling {cfg.pooling}")
     start = time.perf_counter()
-    folds = []
+    splits, vocabs = [], []
     for k in range(run_folds):
         test, validation = np.flatnonzero(fold_of == k), np.flatnonzero(fold_of == (k + 1) % cfg.folds)
         train = np.flatnonzero((fold_of != k) & (fold_of != (k + 1) % cfg.folds))
+        splits.append((train, validation, test))
+        vocabs.append(tokens.vocab_from([words[i] for i in train], min_count=cfg.min_count))
+    rows = -(-max(v.size for v in vocabs) // 256) * 256  # one embedding size for every fold: one compilation
+    model = build_model(cfg, rows)
+    progs, probs = programs(cfg, model), probabilities(model)
+    folds = []
+    for k, ((train, validation, test), vocab) in enumerate(zip(splits, vocabs)):
         fold_start = time.perf_counter()
-        vocab = tokens.vocab_from([words[i] for i in train], min_count=cfg.min_count)
         seqs = [encode(vocab, w) for w in words]
-        model = build_model(cfg, vocab.size)
         params, epochs, val_acc, steps = train_fold(
-            cfg, model, ([seqs[i] for i in train], data.labels[train]),
+            cfg, progs, ([seqs[i] for i in train], data.labels[train]),
             ([seqs[i] for i in validation], data.labels[validation]), jax.random.fold_in(jax.random.key(cfg.seed), k),
             progress,
         )
-        probs = probabilities(model)
         test_seqs = [seqs[i] for i in test]
         each = np.stack([predict_all(probs, jax.tree.map(lambda a: a[m], params), test_seqs) for m in range(cfg.ensemble)])
         hits = each.argmax(-1) == data.labels[test]
@@ -299,7 +323,9 @@ def load_fold(out: pathlib.Path, fold: int):
         raise PredictError(f"vocabulary mismatch in {folder}: vocab.json ({vocab.size} tokens, sha256 "
                            f"{vocab_sha256(vocab)[:12]}) is not the vocabulary the checkpoint was trained with "
                            f"({info['vocab_size']} tokens, sha256 {info['vocab_sha256'][:12]})")
-    model = build_model(cfg, vocab.size)
+    if vocab.size > info["embedding_rows"]:
+        raise PredictError(f"vocabulary mismatch in {folder}: {vocab.size} tokens but the model has {info['embedding_rows']} embeddings")
+    model = build_model(cfg, info["embedding_rows"])
     try:
         state, _ = Checkpointer(folder / "checkpoints").restore(_state_template(model, cfg))
     except CheckpointError as err:
