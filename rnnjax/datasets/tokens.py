@@ -29,13 +29,30 @@ class Vocab(NamedTuple):
         return len(self.tokens)
 
     def encode(self, text_or_tokens) -> np.ndarray:
-        index = {t: i for i, t in enumerate(self.tokens)}
+        index = _index(self.tokens)
         items = text_or_tokens if not isinstance(text_or_tokens, str) or self.chars else words(text_or_tokens)
         return np.fromiter((index.get(t, 0) for t in items), np.int32)
 
     def decode(self, ids) -> str:
         pieces = [self.tokens[int(i)] for i in np.asarray(ids).reshape(-1)]
         return "".join(pieces) if self.chars else " ".join(pieces).replace(f" {EOS} ", "\n")
+
+
+_INDEXES: collections.OrderedDict = collections.OrderedDict()
+
+
+def _index(tokens: tuple[str, ...]) -> dict[str, int]:
+    # token -> id, kept for the few most recent vocabularies: encoding sentence after sentence must not
+    # rebuild a dict of 100,000 n-grams each time.
+    key = id(tokens)
+    hit = _INDEXES.get(key)
+    if hit is None or hit[0] is not tokens:
+        hit = (tokens, {t: i for i, t in enumerate(tokens)})
+        _INDEXES[key] = hit
+        while len(_INDEXES) > 8:
+            _INDEXES.popitem(last=False)
+    _INDEXES.move_to_end(key)
+    return hit[1]
 
 
 def char_vocab(train_text: str) -> Vocab:
