@@ -31,7 +31,6 @@ Each fold's models are saved (``fold-K/``: ``vocab.json``, ``model.json``, ``che
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import pathlib
 import shutil
@@ -119,10 +118,6 @@ def load(cfg: Config) -> reviews.Sentences:
 def encode(vocab: tokens.Vocab, words) -> np.ndarray:
     """Token ids of a sentence with ``<eos>`` appended: the step at which the classifier reads out."""
     return np.append(vocab.encode(list(words)), np.int32(vocab.tokens.index(tokens.EOS)))
-
-
-def vocab_sha256(vocab: tokens.Vocab) -> str:
-    return hashlib.sha256("\n".join(vocab.tokens).encode()).hexdigest()
 
 
 # --- model and training -------------------------------------------------------------------------
@@ -242,7 +237,7 @@ def _state_template(model, cfg: Config):
 def save_fold(folder: pathlib.Path, cfg: Config, vocab, model, params, steps: int, info: dict):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps({"tokens": list(vocab.tokens)}) + "\n")
-    (folder / "model.json").write_text(json.dumps({"vocab_size": vocab.size, "vocab_sha256": vocab_sha256(vocab),
+    (folder / "model.json").write_text(json.dumps({"vocab_size": vocab.size, "vocab_sha256": vocab.fingerprint(),
                                                    "embedding_rows": model.vocab_size, **info}, indent=2) + "\n")
     template = _state_template(model, cfg)
     state = template._replace(params=jax.tree.map(jnp.asarray, params), step=jnp.asarray(steps, jnp.int32))
@@ -319,9 +314,9 @@ def load_fold(out: pathlib.Path, fold: int):
     except FileNotFoundError as err:
         raise PredictError(f"no trained sentiment model in {folder}: {err.filename} is missing (train with "
                            f"python -m experiments.sentiment --out {out})") from None
-    if vocab_sha256(vocab) != info["vocab_sha256"] or vocab.size != info["vocab_size"]:
+    if vocab.fingerprint() != info["vocab_sha256"] or vocab.size != info["vocab_size"]:
         raise PredictError(f"vocabulary mismatch in {folder}: vocab.json ({vocab.size} tokens, sha256 "
-                           f"{vocab_sha256(vocab)[:12]}) is not the vocabulary the checkpoint was trained with "
+                           f"{vocab.fingerprint()[:12]}) is not the vocabulary the checkpoint was trained with "
                            f"({info['vocab_size']} tokens, sha256 {info['vocab_sha256'][:12]})")
     if vocab.size > info["embedding_rows"]:
         raise PredictError(f"vocabulary mismatch in {folder}: {vocab.size} tokens but the model has {info['embedding_rows']} embeddings")

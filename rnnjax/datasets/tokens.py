@@ -9,6 +9,7 @@ the whole stream).
 from __future__ import annotations
 
 import collections
+import hashlib
 import re
 from typing import NamedTuple
 
@@ -16,6 +17,7 @@ import numpy as np
 
 UNK = "<unk>"
 EOS = "<eos>"
+BOS = "<bos>"
 
 
 class Vocab(NamedTuple):
@@ -32,6 +34,10 @@ class Vocab(NamedTuple):
         index = _index(self.tokens)
         items = text_or_tokens if not isinstance(text_or_tokens, str) or self.chars else words(text_or_tokens)
         return np.fromiter((index.get(t, 0) for t in items), np.int32)
+
+    def fingerprint(self) -> str:
+        """The sha256 of the tokens in order: two vocabularies with the same fingerprint give the same ids."""
+        return hashlib.sha256("\n".join(self.tokens).encode()).hexdigest()
 
     def decode(self, ids) -> str:
         pieces = [self.tokens[int(i)] for i in np.asarray(ids).reshape(-1)]

@@ -1,0 +1,373 @@
+"""Machine translation with an encoder–decoder: German→English on the Ding dictionary's example sentences.
+
+    python -m experiments.translate --out runs/translate                         # (a) plain encoder–decoder
+    python -m experiments.translate --reverse_source=true --out runs/translate-rev  # (b) source reversed
+    python -m experiments.translate --attention=true --out runs/translate-att       # (c) with attention
+    python -m experiments.translate translate "Ich bin müde." --out runs/translate-att
+    python -m experiments.translate --quick --out /tmp/translate       # reversing digit strings, to 100%
+    python -m experiments.translate --task=addition --attention=true --out runs/addition   # "123+45" -> "168"
+
+Data: ``rnnjax.datasets.translation.german_english()``, about 19,000 sentence pairs from the Debian package
+``trans-de-en``; the split is by a hash of the German sentence (90% train, 5% validation, 5% test).
+Sentences are lower-cased words and punctuation (``words``); each vocabulary holds the training words seen
+``min_count`` times, the rest map to ``<unk>``. A source longer than ``max_src_len`` words is **truncated**
+to its first ``max_src_len`` words, with a warning (training pairs longer than that are dropped). The
+synthetic tasks work on characters (``rnnjax.datasets.synthetic``): ``--task=reverse`` (the quick one)
+reverses a digit string, ``--task=addition`` maps ``"a+b"`` to the digits of the sum.
+
+Model (``rnnjax.models.seq2seq``, Sutskever et al. 2014): an LSTM encoder whose final carry starts an LSTM
+decoder; teacher forcing; ``--reverse_source`` feeds the source backwards (their trick: the first words
+of source and target come close); ``--attention`` adds Luong's global attention over the encoder outputs.
+Adam with clipping at norm 5. Decoding (``rnnjax.models.decoding``): greedy and beam search (``beam``
+wide, length normalisation ``alpha``), compiled and vmapped over sentences. BLEU is sacrebleu's
+corpus BLEU (13a tokenisation, case-insensitive: the model writes lower case) of the detokenised output
+against the original English references of the test split. The run saves ``config.json``,
+``vocab_src.json``, ``vocab_tgt.json``, ``checkpoints/`` and ``result.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import re
+import sys
+import time
+import warnings
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import rnnjax
+from experiments import _cli
+from rnnjax.checkpoint import Checkpointer, CheckpointError
+from rnnjax.datasets import padding, synthetic, tokens, translation
+from rnnjax.models import decoding
+from rnnjax.models.seq2seq import seq2seq
+
+CELLS = {"lstm": rnnjax.lstm, "gru": rnnjax.gru, "rnn": rnnjax.rnn}
+SYNTHETIC = ("reverse", "addition")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    task: str = "de-en"
+    cell: str = "lstm"
+    hidden: int = 256
+    embed: int = 128
+    layers: int = 1
+    attention: bool = False
+    reverse_source: bool = False
+    min_count: int = 2
+    max_src_len: int = 40
+    max_len: int = 50
+    batch: int = 64
+    steps: int = 6000
+    learning_rate: float = 2e-3
+    clip_threshold: float = 5.0
+    eval_every: int = 1000
+    beam: int = 5
+    alpha: float = 0.6
+    digits: int = 3
+    seed: int = 0
+
+
+QUICK = dict(task="reverse", attention=True, hidden=64, embed=32, batch=64, steps=800, eval_every=400, max_len=10,
+             max_src_len=8, learning_rate=5e-3, min_count=1)
+
+
+class TranslateError(ValueError):
+    """A source sentence or a saved model that ``translate`` cannot use; the message says why."""
+
+
+# --- text -----------------------------------------------------------------------------------------
+
+
+def words(sentence: str, task: str = "de-en") -> list[str]:
+    """Tokens of a sentence: characters for the addition task; else lower-cased words and punctuation
+    (Unicode letters, so German umlauts and ß stay in their words; ’ is read as ')."""
+    if task in SYNTHETIC:
+        return [c for c in sentence if not c.isspace()]
+    return re.findall(r"\w+(?:['-]\w+)*|[^\w\s]", sentence.lower().replace("’", "'"))
+
+
+def detokenize(tokens_: list[str], task: str = "de-en") -> str:
+    """Joins output tokens into text; no space before punctuation or around apostrophes."""
+    if task in SYNTHETIC:
+        return "".join(tokens_)
+    text = " ".join(tokens_)
+    text = re.sub(r" ([.,!?;:%)])", r"\1", text)
+    return re.sub(r"\( ", "(", text)
+
+
+def target_vocab(token_lists, min_count: int) -> tokens.Vocab:
+    """``<unk>``, ``<eos>``, ``<bos>`` and the training words (``<bos>`` is the decoder's first input)."""
+    base = tokens.vocab_from(token_lists, min_count=min_count)
+    return tokens.Vocab(base.tokens[:2] + (tokens.BOS,) + base.tokens[2:], chars=False)
+
+
+def load(cfg: Config) -> dict[str, list[tuple[str, str]]]:
+    if cfg.task in SYNTHETIC:
+        key = jax.random.key(cfg.seed)
+        pairs = synthetic.addition_pairs(key, 24000, cfg.digits) if cfg.task == "addition" else synthetic.reverse_pairs(key, 24000)
+        unique = list(dict.fromkeys(pairs))  # held-out pairs are never training pairs
+        return {"train": unique[:-2000], "validation": unique[-2000:-1000], "test": unique[-1000:]}
+    if cfg.task != "de-en":
+        raise ValueError(f"unknown task {cfg.task!r}; expected 'de-en', 'reverse' or 'addition'")
+    return translation.german_english()
+
+
+class Data(NamedTuple):
+    """Vocabularies and id sequences: ``splits[name] = (sources, targets, references)`` with ``sources``
+    encoder inputs (ending in ``<eos>``), ``targets`` word ids (no specials) and ``references`` raw text."""
+
+    src_vocab: tokens.Vocab
+    tgt_vocab: tokens.Vocab
+    splits: dict
+
+
+def encode_source(cfg: Config, vocab: tokens.Vocab, sentence: str, warn: bool = True) -> np.ndarray:
+    """Encoder input ids: the words (truncated to ``max_src_len``, with a warning), reversed when
+    ``reverse_source``, then ``<eos>``. Refuses an empty sentence."""
+    ws = words(sentence, cfg.task)
+    if not ws:
+        raise TranslateError(f"empty source sentence {sentence!r}: there is nothing to translate")
+    if len(ws) > cfg.max_src_len:
+        if warn:
+            warnings.warn(f"source of {len(ws)} tokens truncated to max_src_len={cfg.max_src_len}: {sentence[:60]!r}...", stacklevel=2)
+        ws = ws[: cfg.max_src_len]
+    ids = vocab.encode(ws)
+    if cfg.reverse_source:
+        ids = ids[::-1]
+    return np.append(ids, np.int32(1)).astype(np.int32)  # 1 is <eos>
+
+
+def prepare(cfg: Config, pairs: dict) -> Data:
+    train = [(words(s, cfg.task), words(t, cfg.task)) for s, t in pairs["train"]]
+    train = [(s, t) for s, t in train if 0 < len(s) <= cfg.max_src_len and 0 < len(t) < cfg.max_len]
+    src_vocab = tokens.vocab_from([s for s, _ in train], min_count=cfg.min_count)
+    tgt_vocab = target_vocab([t for _, t in train], cfg.min_count)
+    splits = {}
+    for name, items in pairs.items():
+        if name == "train":
+            items = [(s, t) for s, t in items if 0 < len(words(s, cfg.task)) <= cfg.max_src_len
+                     and 0 < len(words(t, cfg.task)) < cfg.max_len]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # evaluation sources are truncated like any other; counted below
+            sources = [encode_source(cfg, src_vocab, s) for s, _ in items]
+        targets = [tgt_vocab.encode(words(t, cfg.task))[: cfg.max_len - 1] for _, t in items]
+        splits[name] = (sources, targets, [t for _, t in items])
+    return Data(src_vocab, tgt_vocab, splits)
+
+
+def make_batch(sources, targets, bos: int = 2, eos: int = 1):
+    """Padded ``(src, src_mask, tgt_in, tgt_out, tgt_mask)``: ``tgt_in = <bos> y``, ``tgt_out = y <eos>``."""
+    src, src_mask = padding.pad(sources, multiple=16)
+    tgt_in, tgt_mask = padding.pad([np.append(np.int32(bos), t) for t in targets], multiple=16)
+    tgt_out, _ = padding.pad([np.append(t, np.int32(eos)) for t in targets], multiple=16)
+    return src, src_mask, tgt_in, tgt_out, tgt_mask
+
+
+def build_model(cfg: Config, data_or_sizes):
+    if cfg.cell not in CELLS:
+        raise ValueError(f"unknown cell {cfg.cell!r}; expected one of {sorted(CELLS)}")
+    src_size, tgt_size = data_or_sizes
+    return seq2seq(src_size, tgt_size, CELLS[cfg.cell](cfg.hidden), cfg.embed, cfg.layers, cfg.attention)
+
+
+def token_loss(model):
+    """Mean cross-entropy per target token (padding excluded) of a batch, and the number of tokens."""
+
+    def loss(params, batch):
+        src, src_mask, tgt_in, tgt_out, tgt_mask = batch
+        logits = jax.vmap(model.apply, (None, 0, 0, 0, 0))(params, src, src_mask, tgt_in, tgt_mask)
+        xent = optax.softmax_cross_entropy_with_integer_labels(logits, tgt_out)
+        count = jnp.sum(tgt_mask)
+        return jnp.sum(jnp.where(tgt_mask, xent, 0.0)) / jnp.maximum(count, 1), count
+
+    return loss
+
+
+def decoder(cfg: Config, model, beam: int):
+    """``decode(params, src [B, S], src_mask [B, S]) -> Decoded`` batched over sentences, jitted."""
+
+    def one(params, src, mask):
+        memory = model.encode(params, src, mask)
+        step = lambda carry, token: model.step(params, memory, carry, token)  # noqa: E731
+        if beam == 1:
+            return decoding.greedy(step, memory.carry, 2, 1, cfg.max_len)
+        return decoding.beam_search(step, memory.carry, 2, 1, cfg.max_len, beam, cfg.alpha)
+
+    return jax.jit(jax.vmap(one, (None, 0, 0)))
+
+
+def translate_ids(cfg: Config, model, params, sources, beam: int, batch: int = 100) -> list[np.ndarray]:
+    """Output word ids (without ``<eos>``) of every source, greedy when ``beam`` is 1."""
+    decode = decoder(cfg, model, beam)
+    width = -(-(cfg.max_src_len + 1) // 16) * 16  # one source width: one compilation
+    out = []
+    for start in range(0, len(sources), batch):
+        chunk = list(sources[start : start + batch])
+        chunk += [chunk[-1]] * (batch - len(chunk))  # a fixed batch shape; the copies are dropped below
+        src = np.zeros((batch, width), np.int32)
+        mask = np.zeros((batch, width), bool)
+        for b, s in enumerate(chunk):
+            src[b, : s.size], mask[b, : s.size] = s, True
+        result = decode(params, src, mask)
+        tokens_, lengths = np.asarray(result.tokens), np.asarray(result.length)
+        for b in range(min(batch, len(sources) - start)):
+            seq = tokens_[b, : lengths[b]]
+            out.append(seq[:-1] if seq.size and seq[-1] == 1 else seq)
+    return out
+
+
+def score(cfg: Config, tgt_vocab, outputs, references) -> dict:
+    hyps = [detokenize([tgt_vocab.tokens[i] for i in ids], cfg.task) for ids in outputs]
+    exact = float(np.mean([h == (r if cfg.task in SYNTHETIC else detokenize(words(r), cfg.task)) for h, r in zip(hyps, references)]))
+    result = {"exact_match": exact, "hypotheses": hyps}
+    if cfg.task not in SYNTHETIC:
+        import sacrebleu
+
+        result["bleu"] = sacrebleu.corpus_bleu(hyps, [list(references)], lowercase=True).score
+    return result
+
+
+def save_vocabs(out: pathlib.Path, data: Data):
+    for name, vocab in (("src", data.src_vocab), ("tgt", data.tgt_vocab)):
+        (out / f"vocab_{name}.json").write_text(json.dumps({"tokens": list(vocab.tokens), "sha256": vocab.fingerprint()}) + "\n")
+
+
+def run(cfg: Config, out=None, progress: bool = True):
+    out = pathlib.Path(out or "runs/translate")
+    if cfg.max_src_len < 1 or cfg.max_len < 2:
+        raise ValueError(f"max_src_len must be >= 1 and max_len >= 2, got {cfg.max_src_len} and {cfg.max_len}")
+    data = prepare(cfg, load(cfg))
+    model = build_model(cfg, (data.src_vocab.size, data.tgt_vocab.size))
+    rnnjax.checkpoint.check_writable(out)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    save_vocabs(out, data)
+    sources, targets, _ = data.splits["train"]
+    print(f"translate ({cfg.task}): {len(sources)} training pairs, vocabularies {data.src_vocab.size} / "
+          f"{data.tgt_vocab.size}; {cfg.cell}({cfg.hidden}) x {cfg.layers}, attention {cfg.attention}, reversed source {cfg.reverse_source}")
+    optimizer = rnnjax.make_optimizer("adam", cfg.learning_rate, clip="global_norm", clip_threshold=cfg.clip_threshold)
+    loss = token_loss(model)
+    step = rnnjax.make_train_step(lambda p, batch, key: loss(p, batch)[0], optimizer)
+    state = rnnjax.init_state(model.init(jax.random.key(cfg.seed)), optimizer, jax.random.key(cfg.seed + 1))
+    lengths = [s.size for s in sources]
+    epochs = {}
+
+    def batch_fn(i):
+        per_epoch = -(-len(sources) // cfg.batch)
+        epoch = i // per_epoch
+        if epoch not in epochs:
+            epochs.clear()
+            epochs[epoch] = padding.length_batches(lengths, cfg.batch, seed=cfg.seed * 1000 + epoch)
+        idx = epochs[epoch][i % per_epoch]
+        return make_batch([sources[j] for j in idx], [targets[j] for j in idx])
+
+    jloss = jax.jit(loss)
+
+    def evaluate(params):
+        src, tgt, _ = data.splits["validation"]
+        total = count = 0.0
+        for idx in padding.length_batches([s.size for s in src], 256):
+            value, n = jloss(params, make_batch([src[j] for j in idx], [tgt[j] for j in idx]))
+            total, count = total + float(value) * float(n), count + float(n)
+        return {"xent": total / count}
+
+    start = time.perf_counter()
+    state, history = rnnjax.fit(step, state, batch_fn, cfg.steps, out_dir=out, eval_fn=evaluate, eval_every=cfg.eval_every,
+                                log_every=50, checkpoint_every=cfg.eval_every, progress=progress)
+    train_s = time.perf_counter() - start
+    test_src, _, refs = data.splits["test"]
+    result = {"steps": cfg.steps, "train_wall_s": train_s, "validation_xent": history[-1].get("eval_xent"),
+              "truncated_test_sources": sum(len(words(s, cfg.task)) > cfg.max_src_len for s, _ in load(cfg)["test"])}
+    for name, beam in (("greedy", 1), (f"beam{cfg.beam}", cfg.beam)):
+        t0 = time.perf_counter()
+        scored = score(cfg, data.tgt_vocab, translate_ids(cfg, model, state.params, test_src, beam), refs)
+        result[name] = {k: v for k, v in scored.items() if k != "hypotheses"} | {"wall_s": time.perf_counter() - t0}
+        result[name]["examples"] = [{"source": s, "reference": r, "output": h} for (s, _), r, h in
+                                    list(zip(load(cfg)["test"], refs, scored["hypotheses"]))[:8]]
+    result["wall_s"] = time.perf_counter() - start
+    (out / "result.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    for name in ("greedy", f"beam{cfg.beam}"):
+        r = result[name]
+        print(f"test {name}: " + (f"BLEU {r['bleu']:.2f}, " if "bleu" in r else "") + f"exact match {r['exact_match']:.4f}")
+    for ex in result[f"beam{cfg.beam}"]["examples"][:5]:
+        print(f"  {ex['source']}\n    reference: {ex['reference']}\n    output:    {ex['output']}")
+    print(f"{result['wall_s']:.0f} s ({train_s:.0f} s training)")
+    return result
+
+
+# --- translating from a checkpoint ----------------------------------------------------------------
+
+
+def load_run(out: pathlib.Path):
+    """``(cfg, src_vocab, tgt_vocab, model, params)`` of a finished run, vocabularies checked."""
+    try:
+        cfg = Config(**json.loads((out / "config.json").read_text()))
+        vocabs = []
+        for name in ("src", "tgt"):
+            saved = json.loads((out / f"vocab_{name}.json").read_text())
+            vocab = tokens.Vocab(tuple(saved["tokens"]), chars=False)
+            if vocab.fingerprint() != saved["sha256"]:
+                raise TranslateError(f"vocabulary mismatch in {out}: vocab_{name}.json was changed after training "
+                                     f"(sha256 {vocab.fingerprint()[:12]}, trained with {saved['sha256'][:12]})")
+            vocabs.append(vocab)
+    except FileNotFoundError as err:
+        raise TranslateError(f"no trained translation model in {out}: {err.filename} is missing "
+                             f"(train with python -m experiments.translate --out {out})") from None
+    model = build_model(cfg, (vocabs[0].size, vocabs[1].size))
+    template = rnnjax.init_state(model.init(jax.random.key(0)), rnnjax.make_optimizer("adam", cfg.learning_rate,
+                                 clip="global_norm", clip_threshold=cfg.clip_threshold), jax.random.key(0))
+    try:
+        state, _ = Checkpointer(out / "checkpoints").restore(template)
+    except CheckpointError as err:
+        raise TranslateError(f"the checkpoint in {out} does not match its vocabularies or config: {err}") from None
+    return cfg, vocabs[0], vocabs[1], model, state.params
+
+
+def run_translate(argv):
+    """``translate SENTENCE [SENTENCE ...] [--out DIR] [--beam K]``."""
+    sentences, opts = [], {"--out": "runs/translate", "--beam": None}
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        name, eq, value = arg.partition("=")
+        if name in opts:
+            if not eq:
+                if not args:
+                    raise _cli.ConfigError(f"{name} needs a value")
+                value = args.pop(0)
+            opts[name] = value
+        elif arg.startswith("--"):
+            raise _cli.ConfigError(f"translate takes sentences, --out DIR and --beam K; got {arg!r}")
+        else:
+            sentences.append(arg)
+    if not sentences:
+        raise _cli.ConfigError('translate needs at least one sentence: python -m experiments.translate translate "..."')
+    try:
+        cfg, src_vocab, tgt_vocab, model, params = load_run(pathlib.Path(opts["--out"]))
+        beam = cfg.beam if opts["--beam"] is None else int(opts["--beam"])
+        sources = [encode_source(cfg, src_vocab, s) for s in sentences]
+    except TranslateError as err:
+        raise _cli.ConfigError(str(err)) from None
+    outputs = translate_ids(cfg, model, params, sources, beam, batch=len(sources))
+    texts = [detokenize([tgt_vocab.tokens[i] for i in ids], cfg.task) for ids in outputs]
+    for s, t in zip(sentences, texts):
+        print(f"{s}\n  -> {t}")
+    return texts
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["translate"]:
+        return run_translate(argv[1:])
+    _cli.main(Config, QUICK, run, argv)
+
+
+if __name__ == "__main__":
+    main()

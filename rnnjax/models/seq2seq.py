@@ -1,0 +1,120 @@
+"""An encoder–decoder (Sutskever, Vinyals & Le 2014) with optional attention (Luong, Pham & Manning 2015).
+
+The encoder reads the source ``x_1..x_S``; its final carry (the state after the last valid source token)
+starts the decoder, which is a conditional language model over the target: at step ``t`` it reads the
+previous target token ``y_{t-1}`` (``<bos>`` first) and predicts ``y_t``, until it emits ``<eos>``.
+Training feeds the true previous tokens (teacher forcing); decoding (:mod:`rnnjax.models.decoding`) feeds
+its own.
+
+With ``attention=True`` (Luong's global attention, "general" score) the decoder's top state ``h_t`` is
+compared with every encoder output ``e_s``: ``a_t = softmax_s(h_t · W_a e_s)`` over the valid source steps,
+``c_t = Σ_s a_ts e_s``, and the prediction reads ``h̃_t = tanh(W_c [c_t; h_t])``. Because ``a_t`` depends on
+``h_t`` but does not feed back into the recurrence, a whole teacher-forced target is decoded by one
+:func:`rnnjax.unroll` and one batched attention, not step by step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from rnnjax import _checks
+from rnnjax._ops import affine
+from rnnjax.layers import stacked
+from rnnjax.types import Cell
+
+
+class Memory(NamedTuple):
+    """What the decoder reads of the source: encoder ``outputs [S, H]``, their ``mask [S]`` and the
+    encoder's final ``carry`` (which starts the decoder)."""
+
+    outputs: jax.Array
+    mask: jax.Array
+    carry: Any
+
+
+class Seq2Seq(NamedTuple):
+    """Pure functions of an encoder–decoder; each sees one example (batch with ``jax.vmap``).
+
+    Attributes:
+      init: ``(key) -> params``.
+      encode: ``(params, src [S], src_mask [S] | None) -> Memory``.
+      step: ``(params, memory, carry, token) -> (carry, logits [V_tgt])``: one decoder step; start from
+        ``memory.carry``.
+      apply: ``(params, src [S], src_mask, tgt_in [T], tgt_mask) -> logits [T, V_tgt]``: teacher forcing.
+    """
+
+    init: Callable[..., Any]
+    encode: Callable[..., Memory]
+    step: Callable[..., Any]
+    apply: Callable[..., Any]
+    src_vocab_size: int
+    tgt_vocab_size: int
+
+
+def _ids(tokens, name):
+    _checks.rank(tokens, 1, "[T]", "seq2seq", name)
+    if not jnp.issubdtype(jnp.result_type(tokens), jnp.integer):
+        raise TypeError(f"seq2seq: {name} must be integer ids, got dtype {jnp.result_type(tokens)}")
+    return tokens
+
+
+def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int, num_layers: int = 1,
+            attention: bool = False) -> Seq2Seq:
+    """Source embedding → ``num_layers`` × ``cell`` encoder; target embedding → ``num_layers`` × ``cell``
+    decoder started from the encoder's final carry; (attention →) linear → logits over the target vocabulary.
+
+    Encoder and decoder have separate params and the same architecture (the carry passes between them).
+    """
+    src_vocab_size = _checks.hidden_size(src_vocab_size, "src_vocab_size")
+    tgt_vocab_size = _checks.hidden_size(tgt_vocab_size, "tgt_vocab_size")
+    embed_dim = _checks.hidden_size(embed_dim, "embed_dim")
+    encoder, decoder = stacked(cell, num_layers), stacked(cell, num_layers)
+    hidden = cell.hidden_size
+    glorot = jax.nn.initializers.glorot_uniform()
+
+    def init(key):
+        ks = jax.random.split(key, 7)
+        params = {
+            "src_embed": jax.random.normal(ks[0], (src_vocab_size, embed_dim)) * 0.1,
+            "tgt_embed": jax.random.normal(ks[1], (tgt_vocab_size, embed_dim)) * 0.1,
+            "encoder": encoder.init(ks[2], embed_dim),
+            "decoder": decoder.init(ks[3], embed_dim),
+            "readout": {"w": glorot(ks[4], (hidden, tgt_vocab_size)), "b": jnp.zeros((tgt_vocab_size,))},
+        }
+        if attention:
+            params["attention"] = {"w_score": glorot(ks[5], (hidden, hidden)), "w_combine": glorot(ks[6], (2 * hidden, hidden))}
+        return params
+
+    def encode(params, src, src_mask=None):
+        src = _ids(src, "src")
+        mask = jnp.ones(src.shape, bool) if src_mask is None else jnp.asarray(src_mask) != 0
+        if mask.shape != src.shape:
+            raise ValueError(f"seq2seq: src_mask shape {mask.shape} != src shape {src.shape}")
+        outputs, carry = encoder.apply(params["encoder"], params["src_embed"][src], mask=mask)
+        return Memory(outputs, mask, carry)
+
+    def read(params, memory, hs):
+        # hs [T, H] -> logits [T, V]
+        if attention:
+            keys = memory.outputs @ params["attention"]["w_score"].T  # [S, H]: W_a e_s
+            scores = jnp.where(memory.mask[None, :], hs @ keys.T, -jnp.inf)  # [T, S]
+            weights = jax.nn.softmax(scores, axis=-1)
+            context = weights @ memory.outputs
+            hs = jnp.tanh(jnp.concatenate([context, hs], axis=-1) @ params["attention"]["w_combine"])
+        return affine(hs, params["readout"]["w"], params["readout"]["b"])
+
+    def step(params, memory, carry, token):
+        token = jnp.asarray(token)
+        hs, carry = decoder.apply(params["decoder"], params["tgt_embed"][token][None], carry=carry)
+        return carry, read(params, memory, hs)[0]
+
+    def apply(params, src, src_mask, tgt_in, tgt_mask=None):
+        memory = encode(params, src, src_mask)
+        tgt_in = _ids(tgt_in, "tgt_in")
+        hs, _ = decoder.apply(params["decoder"], params["tgt_embed"][tgt_in], mask=tgt_mask, carry=memory.carry)
+        return read(params, memory, hs)
+
+    return Seq2Seq(init, encode, step, apply, src_vocab_size, tgt_vocab_size)
