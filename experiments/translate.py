@@ -61,14 +61,14 @@ class Config:
     layers: int = 1
     attention: bool = False
     reverse_source: bool = False
-    min_count: int = 2
+    min_count: int = 3
     max_src_len: int = 40
     max_len: int = 50
     batch: int = 64
-    steps: int = 6000
+    steps: int = 2000
     learning_rate: float = 2e-3
     clip_threshold: float = 5.0
-    eval_every: int = 1000
+    eval_every: int = 500
     beam: int = 5
     alpha: float = 0.6
     digits: int = 3

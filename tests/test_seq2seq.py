@@ -1,0 +1,70 @@
+"""The encoder–decoder: teacher forcing equals step-by-step decoding; padding and masks change nothing."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rnnjax
+from rnnjax.models.seq2seq import seq2seq
+from tests.helpers import perturb
+
+
+def model_and_params(attention, cell=rnnjax.lstm, layers=1, seed=0):
+    model = seq2seq(11, 9, cell(6), 4, num_layers=layers, attention=attention)
+    return model, perturb(model.init(jax.random.key(seed)), jax.random.key(seed + 1))
+
+
+@pytest.mark.parametrize("attention", [False, True])
+@pytest.mark.parametrize("cell,layers", [(rnnjax.lstm, 1), (rnnjax.gru, 2)])
+def test_teacher_forcing_equals_decoding_step_by_step(attention, cell, layers):
+    model, params = model_and_params(attention, cell, layers)
+    src, tgt_in = jnp.array([3, 5, 7, 1]), jnp.array([2, 4, 6, 8, 3])
+    logits = model.apply(params, src, None, tgt_in)
+    memory = model.encode(params, src)
+    carry, steps = memory.carry, []
+    for token in tgt_in:
+        carry, out = model.step(params, memory, carry, token)
+        steps.append(out)
+    np.testing.assert_allclose(logits, jnp.stack(steps), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("attention", [False, True])
+def test_padding_source_and_target_changes_nothing(attention):
+    model, params = model_and_params(attention)
+    src, tgt_in = jnp.array([3, 5, 7, 1]), jnp.array([2, 4, 6])
+    plain = model.apply(params, src, None, tgt_in)
+    src_pad = jnp.array([3, 5, 7, 1, 9, 9, 10])  # junk ids in the padding
+    tgt_pad = jnp.array([2, 4, 6, 5, 5])
+    padded = model.apply(params, src_pad, jnp.arange(7) < 4, tgt_pad, jnp.arange(5) < 3)
+    np.testing.assert_allclose(padded[:3], plain, atol=1e-5, rtol=1e-5)
+    batch = jax.vmap(model.apply, (None, 0, 0, 0, 0))(
+        params, jnp.stack([src_pad, jnp.array([4, 1, 0, 0, 0, 0, 0])]), jnp.stack([jnp.arange(7) < 4, jnp.arange(7) < 2]),
+        jnp.stack([tgt_pad, tgt_pad]), jnp.stack([jnp.arange(5) < 3, jnp.arange(5) < 5]))
+    np.testing.assert_allclose(batch[0, :3], plain, atol=1e-5, rtol=1e-5)
+
+
+def test_attention_reads_the_source_and_the_plain_model_only_its_final_carry():
+    src_a, src_b = jnp.array([3, 5, 7, 1]), jnp.array([8, 5, 7, 1])
+    tgt_in = jnp.array([2, 4])
+    for attention in (False, True):
+        model, params = model_and_params(attention)
+        a, b = model.apply(params, src_a, None, tgt_in), model.apply(params, src_b, None, tgt_in)
+        assert not np.allclose(a, b)  # the first source word matters, through the carry and the attention
+        memory = model.encode(params, src_a)
+        zeroed = memory._replace(outputs=jnp.zeros_like(memory.outputs))
+        same = np.allclose(model.step(params, memory, memory.carry, 2)[1], model.step(params, zeroed, memory.carry, 2)[1])
+        assert same != attention  # only attention reads the encoder outputs
+
+
+def test_gradients_reach_both_embeddings_and_errors_are_clear():
+    model, params = model_and_params(True)
+    grads = jax.grad(lambda p: jnp.sum(model.apply(p, jnp.array([3, 1]), None, jnp.array([2, 4]))[:, 0]))(params)
+    assert np.any(grads["src_embed"][3] != 0) and np.any(grads["tgt_embed"][4] != 0)
+    assert np.all(grads["src_embed"][5] == 0)
+    with pytest.raises(TypeError, match="src must be integer ids"):
+        model.encode(params, jnp.ones(3))
+    with pytest.raises(ValueError, match=r"src_mask shape \(2,\) != src shape \(3,\)"):
+        model.encode(params, jnp.array([1, 2, 3]), jnp.array([True, False]))
+    with pytest.raises(ValueError, match="tgt_vocab_size"):
+        seq2seq(3, 0, rnnjax.lstm(4), 2)
