@@ -236,8 +236,13 @@ def score(cfg: Config, tgt_vocab, outputs, references) -> dict:
 
 
 def save_vocabs(out: pathlib.Path, data: Data):
+    """``vocab_src.json`` and ``vocab_tgt.json`` (the tokens), and ``model.json`` with their fingerprints,
+    so a vocabulary file changed or swapped after training is caught before translating."""
+    info = {}
     for name, vocab in (("src", data.src_vocab), ("tgt", data.tgt_vocab)):
-        (out / f"vocab_{name}.json").write_text(json.dumps({"tokens": list(vocab.tokens), "sha256": vocab.fingerprint()}) + "\n")
+        (out / f"vocab_{name}.json").write_text(json.dumps({"tokens": list(vocab.tokens)}) + "\n")
+        info |= {f"{name}_vocab_size": vocab.size, f"{name}_vocab_sha256": vocab.fingerprint()}
+    (out / "model.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 def run(cfg: Config, out=None, progress: bool = True):
@@ -309,13 +314,15 @@ def load_run(out: pathlib.Path):
     """``(cfg, src_vocab, tgt_vocab, model, params)`` of a finished run, vocabularies checked."""
     try:
         cfg = Config(**json.loads((out / "config.json").read_text()))
+        info = json.loads((out / "model.json").read_text())
         vocabs = []
         for name in ("src", "tgt"):
-            saved = json.loads((out / f"vocab_{name}.json").read_text())
-            vocab = tokens.Vocab(tuple(saved["tokens"]), chars=False)
-            if vocab.fingerprint() != saved["sha256"]:
-                raise TranslateError(f"vocabulary mismatch in {out}: vocab_{name}.json was changed after training "
-                                     f"(sha256 {vocab.fingerprint()[:12]}, trained with {saved['sha256'][:12]})")
+            vocab = tokens.Vocab(tuple(json.loads((out / f"vocab_{name}.json").read_text())["tokens"]), chars=False)
+            expected = info[f"{name}_vocab_sha256"]
+            if vocab.fingerprint() != expected:
+                raise TranslateError(f"vocabulary mismatch in {out}: vocab_{name}.json ({vocab.size} tokens, sha256 "
+                                     f"{vocab.fingerprint()[:12]}) is not the vocabulary the checkpoint was trained with "
+                                     f"({info[f'{name}_vocab_size']} tokens, sha256 {expected[:12]})")
             vocabs.append(vocab)
     except FileNotFoundError as err:
         raise TranslateError(f"no trained translation model in {out}: {err.filename} is missing "

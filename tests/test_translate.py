@@ -1,0 +1,66 @@
+"""The translation experiment: the quick task to 100%, translating from a checkpoint, clear errors."""
+
+import json
+
+import pytest
+
+from experiments import translate
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("translate")
+    result = translate.run(translate.Config(**translate.QUICK), out=out, progress=False)
+    return out, result
+
+
+def test_quick_task_reaches_exact_match_on_held_out_pairs(run_dir):
+    out, result = run_dir
+    assert result["greedy"]["exact_match"] == 1.0 and result["beam5"]["exact_match"] == 1.0
+    assert json.loads((out / "result.json").read_text())["greedy"]["exact_match"] == 1.0
+    example = result["greedy"]["examples"][0]
+    assert example["output"] == example["source"][::-1]
+
+
+def test_translate_from_the_checkpoint(run_dir, capsys):
+    out, _ = run_dir
+    texts = translate.main(["translate", "12345", "9081726", "--out", str(out)])
+    assert texts == ["54321", "6271809"]
+    assert "12345\n  -> 54321" in capsys.readouterr().out
+    assert translate.main(["translate", "907", f"--out={out}", "--beam", "1"]) == ["709"]
+
+
+def test_translate_errors(run_dir, tmp_path, capsys):
+    out, _ = run_dir
+    with pytest.raises(SystemExit):
+        translate.main(["translate", "   ", "--out", str(out)])
+    assert "empty source sentence '   ': there is nothing to translate" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="source of 12 tokens truncated to max_src_len=8"):
+        texts = translate.main(["translate", "123456789012", "--out", str(out)])
+    assert texts == ["87654321"]  # the documented behaviour: the first max_src_len tokens are translated
+    with pytest.raises(SystemExit):
+        translate.main(["translate", "1", "--out", str(tmp_path / "none")])
+    assert "no trained translation model in" in capsys.readouterr().err
+    vocab_file = out / "vocab_tgt.json"
+    saved = vocab_file.read_text()
+    try:
+        vocab = json.loads(saved)
+        vocab_file.write_text(json.dumps({"tokens": vocab["tokens"][:3] + vocab["tokens"][4:] + vocab["tokens"][3:4]}))
+        with pytest.raises(SystemExit):
+            translate.main(["translate", "12", "--out", str(out)])
+        assert "vocabulary mismatch in" in capsys.readouterr().err
+        vocab_file.write_text(json.dumps({"tokens": vocab["tokens"][:-1]}))
+        with pytest.raises(SystemExit):
+            translate.main(["translate", "12", "--out", str(out)])
+        assert "vocabulary mismatch in" in capsys.readouterr().err
+    finally:
+        vocab_file.write_text(saved)
+
+
+def test_words_and_detokenize_keep_german_letters():
+    assert translate.words("Er hat sich den Kopf am Balken gestoßen. Schön!") == [
+        "er", "hat", "sich", "den", "kopf", "am", "balken", "gestoßen", ".", "schön", "!"]
+    assert translate.words("It’s too bad you weren’t able.") == ["it's", "too", "bad", "you", "weren't", "able", "."]
+    assert translate.detokenize(["he", "is", "here", ",", "isn't", "he", "?"]) == "he is here, isn't he?"
+    with pytest.raises(ValueError, match="unknown task 'fr-en'"):
+        translate.load(translate.Config(task="fr-en"))

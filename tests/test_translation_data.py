@@ -1,0 +1,114 @@
+"""The Ding German–English pairs: the .deb read without unpacking, the pair rules, the split."""
+
+import dataclasses
+import hashlib
+import io
+import lzma
+import shutil
+import tarfile
+
+import pytest
+
+from rnnjax.datasets import synthetic, translation
+from rnnjax.datasets.text import DataError
+
+DING_TEXT = """# Version :: devel 2023-01-30
+Aal {m} :: eel
+Er hat sich den Arm ausgerenkt. :: He dislocated his arm.
+Es gibt ihm mehr Sicherheit. :: It makes him feel more confident.; It gives him more confidence.
+Kopf {m} | Er hat sich den Kopf am Balken gestoßen. :: head | He hit his head on the beam.
+Er hat sich den Arm ausgerenkt. :: His arm was dislocated.
+Ungleich | viele Teile. :: unequal
+Wie spät ist es? :: What time is it?
+"""
+
+
+def make_deb(files: dict) -> bytes:
+    """A minimal .deb: an ar archive of debian-binary, control.tar.xz and data.tar.xz."""
+    def tar_xz(members):
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as tar:
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return lzma.compress(raw.getvalue())
+
+    members = [("debian-binary", b"2.0\n"), ("control.tar.xz", tar_xz({"./control": b"Package: x\n"})),
+               ("data.tar.xz", tar_xz({k: v.encode() for k, v in files.items()}))]
+    out = io.BytesIO()
+    out.write(b"!<arch>\n")
+    for name, data in members:
+        out.write(f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{'100644':<8}{len(data):<10}`\n".encode())
+        out.write(data + (b"\n" if len(data) % 2 else b""))
+    return out.getvalue()
+
+
+@pytest.fixture
+def cached_deb(tmp_path):
+    blob = make_deb({"./usr/share/trans/de-en": DING_TEXT})
+    src = dataclasses.replace(translation.DING, name="fake-ding", filename="fake.deb", sha256=hashlib.sha256(blob).hexdigest())
+    (tmp_path / "fake.deb").write_bytes(blob)
+    return src, tmp_path
+
+
+def test_the_dictionary_is_read_out_of_the_deb(cached_deb):
+    src, cache = cached_deb
+    assert translation.read_member(src, cache) == DING_TEXT
+    with pytest.raises(DataError, match=r"file missing inside the archive of source 'fake-ding'.*no './usr/share/trans/en-de'"):
+        translation.read_member(dataclasses.replace(src, member="./usr/share/trans/en-de"), cache)
+
+
+def test_pairs_are_example_sentences_first_alternative_each_german_once():
+    pairs = translation.parse_pairs(DING_TEXT)
+    assert pairs == [
+        ("Er hat sich den Arm ausgerenkt.", "He dislocated his arm."),
+        ("Es gibt ihm mehr Sicherheit.", "It makes him feel more confident."),
+        ("Er hat sich den Kopf am Balken gestoßen.", "He hit his head on the beam."),
+        ("Wie spät ist es?", "What time is it?"),
+    ]
+
+
+def test_split_is_by_hash_and_deterministic():
+    pairs = [(f"Satz {i}.", f"Sentence {i}.") for i in range(2000)]
+    a, b = translation.split(pairs), translation.split(list(reversed(pairs)))
+    assert {k: sorted(v) for k, v in a.items()} == {k: sorted(v) for k, v in b.items()}  # order does not matter
+    assert sum(len(v) for v in a.values()) == 2000
+    assert 60 < len(a["test"]) < 140 and 60 < len(a["validation"]) < 140
+    assert not set(a["test"]) & set(a["train"])
+
+
+def test_checksum_and_client_errors_name_the_package(cached_deb, monkeypatch, tmp_path):
+    src, cache = cached_deb
+    with pytest.raises(DataError, match=r"checksum mismatch for source 'fake-ding' \(Debian package trans-de-en=1.9-6, cache .*fake.deb\)"):
+        translation.fetch_deb(dataclasses.replace(src, sha256="0" * 64), cache)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(DataError, match="the package client apt-get is missing"):
+        translation.fetch_deb(src, tmp_path / "empty")
+    (cache / "bad.deb").write_bytes(b"not a deb")
+    bad = dataclasses.replace(src, filename="bad.deb", sha256=hashlib.sha256(b"not a deb").hexdigest())
+    with pytest.raises(DataError, match="cannot read the archive of source 'fake-ding'.*not an ar archive"):
+        translation.read_member(bad, cache)
+
+
+def test_synthetic_pairs_have_known_answers():
+    import jax
+
+    for src, tgt in synthetic.addition_pairs(jax.random.key(0), 50, 3):
+        a, b = src.split("+")
+        assert int(tgt) == int(a) + int(b) and int(a) < 1000
+    pairs = synthetic.reverse_pairs(jax.random.key(0), 50, 2, 5)
+    assert all(t == s[::-1] and 2 <= len(s) <= 5 for s, t in pairs)
+    assert pairs == synthetic.reverse_pairs(jax.random.key(0), 50, 2, 5)
+    with pytest.raises(ValueError, match="digits must be at most 9"):
+        synthetic.addition_pairs(jax.random.key(0), 5, 10)
+    with pytest.raises(ValueError, match="need 1 <= min_len <= max_len"):
+        synthetic.reverse_pairs(jax.random.key(0), 5, 4, 3)
+
+
+@pytest.mark.data
+def test_real_ding_download_and_split():
+    """Fetches Debian's trans-de-en (6.3 MB) with apt-get download into $RNNJAX_DATA: `pytest -m data`."""
+    splits = translation.german_english()
+    assert 18000 < sum(len(v) for v in splits.values()) < 20000
+    assert ("Er hat sich den Arm ausgerenkt.", "He dislocated his arm.") in sum(splits.values(), [])
