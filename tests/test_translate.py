@@ -64,3 +64,15 @@ def test_words_and_detokenize_keep_german_letters():
     assert translate.detokenize(["he", "is", "here", ",", "isn't", "he", "?"]) == "he is here, isn't he?"
     with pytest.raises(ValueError, match="unknown task 'fr-en'"):
         translate.load(translate.Config(task="fr-en"))
+
+
+def test_bleu_is_sacrebleu_on_detokenised_lower_case_output():
+    cfg = translate.Config()
+    vocab = translate.target_vocab([["he", "hit", "his", "head", "on", "the", "beam", "."]], 1)
+    ids = [vocab.encode(["he", "hit", "his", "head", "on", "the", "beam", "."]), vocab.encode(["the", "beam", "."])]
+    scored = translate.score(cfg, vocab, ids, ["He hit his head on the beam.", "He hit his head on the beam."])
+    assert scored["hypotheses"] == ["he hit his head on the beam.", "the beam."]
+    assert scored["exact_match"] == 0.5
+    assert 0 < scored["bleu"] < 100
+    perfect = translate.score(cfg, vocab, ids[:1], ["He hit his head on the beam."])
+    assert perfect["bleu"] == pytest.approx(100.0)
