@@ -1,0 +1,179 @@
+"""Where does training succeed? A learning-rate × clip-threshold sweep on the adding problem, one program.
+
+    python -m experiments.sweep --out runs/sweep                 # 4 x 4 grid, tanh RNN and LSTM
+    python -m experiments.sweep --quick --out /tmp/sweep          # a 2 x 2 smoke run
+    python -m experiments.sweep bench                             # vmapped sweep vs models one by one
+
+For each cell (a Python loop: a cell changes shapes), every (learning rate, clip threshold, seed) of the
+grid trains in one ``jax.jit(jax.vmap(train))`` (``rnnjax.sweep.train_many``): RMSProp with clipping by
+global norm (``inf`` = no clipping) on the adding problem, the same batches for every model, ``steps``
+updates in one ``lax.scan``. Writes, per cell, ``CELL.csv`` (final and best training loss, final held-out
+MSE, per model), ``CELL_curves.png`` and ``CELL_heatmap.png`` (held-out MSE over the grid, the mean over
+seeds; "diverged" where it is not finite). The adding problem's baseline (predict 1) has MSE 0.167.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import rnnjax
+from experiments import _cli
+from rnnjax import plotting, sweep
+from rnnjax.datasets import adding_task
+
+CELLS = {"rnn": lambda h: rnnjax.rnn(h), "lstm": lambda h: rnnjax.lstm(h), "gru": lambda h: rnnjax.gru(h),
+         "irnn": lambda h: rnnjax.rnn(h, activation="relu", init="identity")}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    cells: str = "rnn,lstm"
+    hidden: int = 64
+    length: int = 50
+    batch: int = 32
+    steps: int = 1500
+    learning_rates: str = "1e-4,1e-3,1e-2,1e-1"
+    clip_thresholds: str = "0.1,1,10,inf"
+    seeds: int = 1
+    chunk: int = 0
+    seed: int = 0
+
+
+QUICK = dict(hidden=8, length=10, batch=8, steps=40, learning_rates="1e-3,1e-2", clip_thresholds="1,inf")
+
+
+def floats(text: str, name: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise ValueError(f"empty grid: {name} has no values")
+    return values
+
+
+def make_train(cell, cfg: Config, eval_size: int = 500):
+    """``train(hp) -> {"loss": [steps], "grad_norm": [steps], "eval_mse": ()}`` for ``hp`` with
+    ``learning_rate``, ``clip_threshold`` and ``seed``: pure, so it vmaps over a sweep."""
+    readout = rnnjax.mlp([1], activation="identity")
+    k_data, k_eval = jax.random.split(jax.random.key(cfg.seed))
+
+    def predict(params, xs):
+        carry, _ = rnnjax.unroll(cell, params["cell"], xs)
+        h = carry.h if isinstance(carry, rnnjax.LSTMCarry) else carry
+        return readout.apply(params["readout"], h)[0]
+
+    def mse(params, batch):
+        xs, targets = batch
+        return jnp.mean((jax.vmap(predict, in_axes=(None, 0))(params, xs) - targets) ** 2)
+
+    def train(hp):
+        k_init, k_out = jax.random.split(jax.random.fold_in(jax.random.key(cfg.seed + 1), hp["seed"]))
+        params = {"cell": cell.init(k_init, 2), "readout": readout.init(k_out, cell.hidden_size)}
+        optimizer = rnnjax.make_optimizer("rmsprop", hp["learning_rate"], clip="global_norm", clip_threshold=hp["clip_threshold"])
+        step = rnnjax.make_train_step(lambda p, batch, key: mse(p, batch), optimizer)
+
+        def body(state, i):
+            state, metrics = step(state, adding_task(jax.random.fold_in(k_data, i), cfg.batch, cfg.length))
+            return state, {"loss": metrics["loss"], "grad_norm": metrics["grad_norm"]}
+
+        state, curves = jax.lax.scan(body, rnnjax.init_state(params, optimizer, k_init), jnp.arange(cfg.steps))
+        return {**curves, "eval_mse": mse(state.params, adding_task(k_eval, eval_size, cfg.length))}
+
+    return train
+
+
+def run(cfg: Config, out=None, progress: bool = True):
+    out = pathlib.Path(out or "runs/sweep")
+    lrs, clips = floats(cfg.learning_rates, "learning_rates"), floats(cfg.clip_thresholds, "clip_thresholds")
+    cells = [c.strip() for c in cfg.cells.split(",") if c.strip()]
+    unknown = [c for c in cells if c not in CELLS]
+    if not cells or unknown:
+        raise ValueError(f"unknown cells {unknown or cfg.cells!r}; expected some of {sorted(CELLS)}, comma-separated")
+    if cfg.seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {cfg.seeds}")
+    hp = sweep.grid(learning_rate=lrs, clip_threshold=clips, seed=list(range(cfg.seeds)))
+    rnnjax.checkpoint.check_writable(out)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    summary = {}
+    for name in cells:
+        start = time.perf_counter()
+        results = sweep.train_many(make_train(CELLS[name](cfg.hidden), cfg), hp, chunk_size=cfg.chunk or None)
+        wall = time.perf_counter() - start
+        rows = sweep.table(hp, {"loss": results["loss"]})
+        for row, value in zip(rows, results["eval_mse"]):
+            row["eval_mse"] = float(value)
+        sweep.write_csv(out / f"{name}.csv", rows)
+        labels = [f"lr {r['learning_rate']:g}, clip {r['clip_threshold']:g}, seed {r['seed']}" for r in rows]
+        plotting.sweep_curves(results["loss"], labels, out / f"{name}_curves.png", ylabel="training MSE")
+        grid = np.asarray(results["eval_mse"], np.float64).reshape(len(lrs), len(clips), cfg.seeds).mean(-1)
+        plotting.sweep_heatmap(grid, clips, lrs, "clip threshold (global norm)", "learning rate", out / f"{name}_heatmap.png",
+                               title=f"{name}({cfg.hidden}), adding T={cfg.length}: held-out MSE after {cfg.steps} steps")
+        summary[name] = {"models": len(rows), "wall_s": wall, "eval_mse": grid.tolist()}
+        best = min(rows, key=lambda r: r["eval_mse"] if np.isfinite(r["eval_mse"]) else np.inf)
+        print(f"{name}: {len(rows)} models in one program, {wall:.0f} s; best held-out MSE {best['eval_mse']:.4f} "
+              f"(lr {best['learning_rate']:g}, clip {best['clip_threshold']:g}); "
+              f"{sum(not np.isfinite(r['eval_mse']) for r in rows)} diverged")
+        for lr, line in zip(lrs, grid):
+            print(f"  lr {lr:<8g}" + " ".join(f"{v:9.4f}" if np.isfinite(v) else "  diverged" for v in line))
+    (out / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def bench(argv):
+    """``bench [--models N] [--steps S] [--repeats R]``: throughput of an N-model vmapped sweep against the
+    same N models trained one after another (one compiled program each way), for a latency-bound model
+    (hidden 64, batch 8) and a compute-bound one (hidden 512, batch 64); LSTM, adding problem, T 50."""
+    opts = {"models": 16, "steps": 100, "repeats": 3}
+    for arg in argv:
+        key, _, value = arg.lstrip("-").partition("=")
+        if key not in opts:
+            raise _cli.ConfigError(f"bench takes --models=N --steps=S --repeats=R, got {arg!r}")
+        opts[key] = int(value)
+    n, rows = opts["models"], []
+    for label, hidden, batch in (("latency-bound", 64, 8), ("compute-bound", 512, 64)):
+        cfg = Config(hidden=hidden, batch=batch, length=50, steps=opts["steps"])
+        train = make_train(rnnjax.lstm(hidden), cfg, eval_size=8)
+        hp = sweep.grid(learning_rate=list(np.geomspace(1e-4, 1e-2, n)), clip_threshold=[1.0], seed=[0])
+        one = jax.jit(train)
+        many = jax.jit(jax.vmap(train))
+        single = [{k: jnp.asarray(v[i]) for k, v in hp.items()} for i in range(n)]
+        jax.block_until_ready(one(single[0]))
+        jax.block_until_ready(many({k: jnp.asarray(v) for k, v in hp.items()}))
+        times = {"vmapped": [], "in turn": []}
+        for _ in range(opts["repeats"]):  # interleaved, so drifts in machine load hit both
+            t = time.perf_counter()
+            jax.block_until_ready(many({k: jnp.asarray(v) for k, v in hp.items()}))
+            times["vmapped"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            for h in single:
+                jax.block_until_ready(one(h))
+            times["in turn"].append(time.perf_counter() - t)
+        vm, seq = float(np.median(times["vmapped"])), float(np.median(times["in turn"]))
+        rows.append((label, hidden, batch, n * opts["steps"] / vm, n * opts["steps"] / seq, seq / vm))
+    print(f"LSTM on the adding problem (T 50), {n} models x {opts['steps']} steps, median of {opts['repeats']}; "
+          f"device: {jax.devices()[0].device_kind}")
+    print("| model | hidden | batch | vmapped sweep (model-steps/s) | one by one (model-steps/s) | speed-up |")
+    print("|---|---|---|---|---|---|")
+    for label, hidden, batch, a, b, ratio in rows:
+        print(f"| {label} | {hidden} | {batch} | {a:.0f} | {b:.0f} | {ratio:.2f}x |")
+    return rows
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        return bench(argv[1:])
+    _cli.main(Config, QUICK, run, argv)
+
+
+if __name__ == "__main__":
+    main()
