@@ -10,6 +10,8 @@ global norm (``inf`` = no clipping) on the adding problem, the same batches for 
 updates in one ``lax.scan``. Writes, per cell, ``CELL.csv`` (final and best training loss, final held-out
 MSE, per model), ``CELL_curves.png`` and ``CELL_heatmap.png`` (held-out MSE over the grid, the mean over
 seeds; "diverged" where it is not finite). The adding problem's baseline (predict 1) has MSE 0.167.
+``--shard=true`` spreads the models over every device (``rnnjax.sweep.sweep_mesh``); with
+``jax.distributed.initialize()`` first, over every host (see the README).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Config:
     clip_thresholds: str = "0.1,1,10,inf"
     seeds: int = 1
     chunk: int = 0
+    shard: bool = False
     seed: int = 0
 
 
@@ -106,7 +109,8 @@ def run(cfg: Config, out=None, progress: bool = True):
     summary = {}
     for name in cells:
         start = time.perf_counter()
-        results = sweep.train_many(make_train(CELLS[name](cfg.hidden), cfg), hp, chunk_size=cfg.chunk or None)
+        mesh = sweep.sweep_mesh() if cfg.shard else None
+        results = sweep.train_many(make_train(CELLS[name](cfg.hidden), cfg), hp, chunk_size=cfg.chunk or None, mesh=mesh)
         wall = time.perf_counter() - start
         rows = sweep.table(hp, {"loss": results["loss"]})
         for row, value in zip(rows, results["eval_mse"]):

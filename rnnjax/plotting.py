@@ -72,13 +72,21 @@ def sweep_heatmap(values, x, y, xlabel: str, ylabel: str, path, title: str = "")
     plt = _pyplot()
     values = np.asarray(values, np.float64)
     fig, ax = plt.subplots(figsize=(1.3 * len(x) + 2, 1.0 * len(y) + 1.5))
+    from matplotlib.colors import LogNorm, Normalize
+
     shown = np.where(np.isfinite(values), values, np.nan)
-    image = ax.imshow(shown, cmap="viridis_r", aspect="auto")
+    finite = shown[np.isfinite(shown)]
+    # losses span decades: a log scale when they are positive, so small differences near the best show
+    norm = LogNorm() if finite.size and finite.min() > 0 else Normalize()
+    cmap = plt.get_cmap("viridis_r").copy()
+    cmap.set_bad("lightgrey")
+    image = ax.imshow(shown, cmap=cmap, norm=norm, aspect="auto")
     for i in range(len(y)):
         for j in range(len(x)):
             v = values[i, j]
+            dark = np.isfinite(v) and sum(image.cmap(image.norm(v))[:3]) < 1.5
             ax.text(j, i, f"{v:.3g}" if np.isfinite(v) else "diverged", ha="center", va="center", fontsize=8,
-                    color="white" if np.isfinite(v) and v < np.nanmedian(shown) else "black")
+                    color="white" if dark else "black")
     ax.set_xticks(range(len(x)), [f"{v:g}" for v in x])
     ax.set_yticks(range(len(y)), [f"{v:g}" for v in y])
     ax.set_xlabel(xlabel)
