@@ -63,14 +63,14 @@ def floats(text: str, name: str) -> list[float]:
     return values
 
 
-def make_train(cell, cfg: Config, eval_size: int = 500):
+def make_train(cell, cfg: Config, eval_size: int = 500, fast: bool = True):
     """``train(hp) -> {"loss": [steps], "grad_norm": [steps], "eval_mse": ()}`` for ``hp`` with
     ``learning_rate``, ``clip_threshold`` and ``seed``: pure, so it vmaps over a sweep."""
     readout = rnnjax.mlp([1], activation="identity")
     k_data, k_eval = jax.random.split(jax.random.key(cfg.seed))
 
     def predict(params, xs):
-        carry, _ = rnnjax.unroll(cell, params["cell"], xs)
+        carry, _ = rnnjax.unroll(cell, params["cell"], xs, fast=fast)
         h = carry.h if isinstance(carry, rnnjax.LSTMCarry) else carry
         return readout.apply(params["readout"], h)[0]
 
