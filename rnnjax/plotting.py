@@ -78,8 +78,7 @@ def sweep_heatmap(values, x, y, xlabel: str, ylabel: str, path, title: str = "")
     finite = shown[np.isfinite(shown)]
     # losses span decades: a log scale when they are positive, so small differences near the best show
     norm = LogNorm() if finite.size and finite.min() > 0 else Normalize()
-    cmap = plt.get_cmap("viridis_r").copy()
-    cmap.set_bad("lightgrey")
+    cmap = plt.get_cmap("viridis_r").with_extremes(bad="lightgrey")
     image = ax.imshow(shown, cmap=cmap, norm=norm, aspect="auto")
     for i in range(len(y)):
         for j in range(len(x)):
