@@ -23,6 +23,12 @@ def loss_curve(records: list[dict], path, keys=("loss", "eval_loss"), log_y: boo
         ax.set_yscale("log")
     ax.legend()
     ax.grid(True, alpha=0.3)
+    return _save(fig, path)
+
+
+def _save(fig, path):
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = pathlib.Path(path)
     fig.savefig(path, dpi=100)
@@ -57,11 +63,7 @@ def sweep_curves(curves, labels: list[str], path, ylabel: str = "loss", log_y: b
     if len(curves) <= 16:
         ax.legend(fontsize=6, ncol=2)
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    path = pathlib.Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def sweep_heatmap(values, x, y, xlabel: str, ylabel: str, path, title: str = ""):
@@ -93,8 +95,4 @@ def sweep_heatmap(values, x, y, xlabel: str, ylabel: str, path, title: str = "")
     if title:
         ax.set_title(title)
     fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    path = pathlib.Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

@@ -24,7 +24,7 @@ import subprocess
 import tarfile
 import tempfile
 
-from rnnjax.datasets.text import DataError, cache_dir
+from rnnjax.datasets.text import DataError, _sha256, cache_dir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,14 +53,6 @@ DING = DebSource(
 
 def _where(src: DebSource, path) -> str:
     return f"source {src.name!r} (Debian package {src.package}={src.version}, cache {path})"
-
-
-def _sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch_deb(src: DebSource = DING, cache=None) -> pathlib.Path:
