@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from rnnjax import _checks
+from rnnjax import _checks, _linalg
 from rnnjax.fused import masked
 from rnnjax.types import Cell, LSTMCarry
 
@@ -134,7 +134,7 @@ def jacobian_norms(cell: Cell, params, xs, carry=None, until: int | None = None)
     _, Js = lax.scan(back, eye, (flat_states[:-1], xs[1:]), reverse=True)
     Js = jnp.concatenate([Js, eye[None]], axis=0)[:, :H, :H]  # the h-to-h block (h leads the carry)
     return {
-        "spectral": jnp.linalg.norm(Js, ord=2, axis=(-2, -1)),
+        "spectral": _linalg.svdvals(Js)[..., 0],
         "frobenius": jnp.linalg.norm(Js, axis=(-2, -1)),
     }
 
@@ -157,6 +157,6 @@ def recurrent_spectrum(w_h, block: int | None = None):
         raise ValueError(f"w_h of shape {tuple(w_h.shape)} does not split into [H, H] blocks of width {block}")
     blocks = jnp.stack(jnp.split(w_h, w_h.shape[1] // block, axis=1))
     return {
-        "spectral_radius": jnp.max(jnp.abs(jnp.linalg.eigvals(blocks)), axis=-1),
-        "singular_values": jnp.linalg.svd(blocks, compute_uv=False),
+        "spectral_radius": jnp.max(jnp.abs(_linalg.eigvals(blocks)), axis=-1),
+        "singular_values": _linalg.svdvals(blocks),
     }

@@ -16,7 +16,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rnnjax import _checks
+from rnnjax import _checks, _linalg
 
 
 def orthogonal(scale=1.0):
@@ -24,10 +24,21 @@ def orthogonal(scale=1.0):
 
     Every singular value of ``W`` equals ``scale``, so ``scale`` sets how fast a linear recurrence
     ``h_t = W h_{t-1}`` grows (``> 1``) or decays (``< 1``).
+
+    The draw is Mezzadri's (2007): ``Q R = Z`` for a Gaussian ``Z``, columns of ``Q`` signed by
+    ``diag(R)``; the same matrices as ``jax.nn.initializers.orthogonal`` for the same key, but the QR
+    goes to LAPACK one matrix at a time even when vmapped (see ``rnnjax._linalg``: batched LAPACK
+    calls can deadlock a small CPU's thread pool).
     """
 
     def init(key, shape, dtype=jnp.float32):
-        return scale * jax.nn.initializers.orthogonal()(key, shape, dtype)
+        if len(shape) != 2:
+            raise ValueError(f"orthogonal init needs a 2-D shape, got {tuple(shape)}")
+        rows, cols = shape
+        z = jax.random.normal(key, (max(rows, cols), min(rows, cols)), dtype)
+        q, r = _linalg.qr(z)
+        q = q * jnp.sign(jnp.diagonal(r))[None, :]
+        return scale * (q.T if rows < cols else q)
 
     return init
 
