@@ -144,3 +144,15 @@ def test_sweep_experiment_quick_run_writes_table_and_figures(tmp_path):
         lines = (tmp_path / f"{name}.csv").read_text().splitlines()
         assert lines[0].startswith("learning_rate,clip_threshold,seed,final_loss,best_loss") and len(lines) == 5
         assert (tmp_path / f"{name}_heatmap.png").stat().st_size > 1000 and (tmp_path / f"{name}_curves.png").exists()
+
+
+def test_sweep_benchmark_quick_mode_prints_every_model(capsys):
+    rows = sweep_experiment.main(["bench", "--quick"])
+    assert [r["model"] for r in rows] == ["latency-bound", "small", "compute-bound"]
+    assert all(r["vmapped"] > 0 and r["in_turn"] > 0 and np.isclose(r["speedup"], r["vmapped"] / r["in_turn"]) for r in rows)
+    printed = capsys.readouterr().out
+    assert "| latency-bound |" in printed and "speed-up" in printed
+    for bad in ("--models=0", "--hidden=3"):
+        with pytest.raises(SystemExit) as err:
+            sweep_experiment.main(["bench", bad])
+        assert err.value.code == 2 and "bench takes --models=N" in err.value.message and bad in err.value.message
