@@ -11,6 +11,10 @@ import jax.numpy as jnp
 
 
 def hidden_size(value, what: str = "hidden_size") -> int:
+    return positive_int(value, what)
+
+
+def positive_int(value, what: str) -> int:
     try:
         size = operator.index(value)
     except TypeError:

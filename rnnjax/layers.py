@@ -22,6 +22,7 @@ def stacked(
     num_layers: int | None = None,
     bidirectional: bool = False,
     fast: bool = True,
+    remat: int | None = None,
 ) -> Net:
     """A multi-layer recurrent network.
 
@@ -29,7 +30,8 @@ def stacked(
       cells: one cell used for every layer (with ``num_layers``), or a sequence of cells, one per layer.
       num_layers: the depth when ``cells`` is a single cell (default 1).
       bidirectional: each layer also runs a second cell (own params) from the last valid step back.
-      fast: passed to :func:`rnnjax.unroll`.
+      fast, remat: passed to :func:`rnnjax.unroll` (``remat``: rematerialise each layer in chunks of this
+        many steps, for long sequences).
 
     Returns:
       A :class:`rnnjax.Net`. ``params`` is a tuple with one dict per layer, or per layer
@@ -76,12 +78,12 @@ def stacked(
         ys, carries = xs, []
         for cell, p, c in zip(cells, params, carry):
             if bidirectional:
-                cf, yf = unroll(cell, p["fwd"], ys, c["fwd"], mask, fast=fast)
-                cb, yb = unroll(cell, p["bwd"], ys, c["bwd"], mask, reverse=True, fast=fast)
+                cf, yf = unroll(cell, p["fwd"], ys, c["fwd"], mask, fast=fast, remat=remat)
+                cb, yb = unroll(cell, p["bwd"], ys, c["bwd"], mask, reverse=True, fast=fast, remat=remat)
                 ys = jnp.concatenate([yf, yb], axis=-1)
                 carries.append({"fwd": cf, "bwd": cb})
             else:
-                c, ys = unroll(cell, p, ys, c, mask, fast=fast)
+                c, ys = unroll(cell, p, ys, c, mask, fast=fast, remat=remat)
                 carries.append(c)
         return ys, tuple(carries)
 

@@ -6,6 +6,9 @@ their gradient (Werbos 1990, "Backpropagation through time: what it does and how
 
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -13,7 +16,8 @@ from rnnjax import _checks, fused
 from rnnjax.types import Cell
 
 
-def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False, fast: bool = True):
+def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False, fast: bool = True,
+           remat: int | None = None):
     """Runs ``cell`` over the sequence ``xs``: ``carry_t, y_t = cell.step(params, carry_{t-1}, x_t)``.
 
     Args:
@@ -30,6 +34,12 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
         recurrence (CPU) or as one large matmul after it (GPU/TPU). The two paths give the same values
         and gradients; ``fast=False`` is plain autodiff through ``lax.scan`` and also supports
         forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``).
+      remat: rematerialise in chunks of this many steps: an outer ``lax.scan`` over chunks, each chunk's
+        unroll under ``jax.checkpoint``, so the backward pass keeps only the carries at chunk boundaries
+        and recomputes one chunk's forward pass at a time. Memory for the residuals falls from ``O(T)``
+        steps to ``O(T / remat + remat)`` (least near ``remat = sqrt(T)``) for about one extra forward
+        pass. The same values and gradients as without it. ``T`` need not be a multiple: the sequence is
+        padded with masked steps, which change nothing.
 
     Returns:
       ``(carry, ys)``: the final carry and the outputs ``[T, H]``.
@@ -39,6 +49,12 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
         carry = cell.initial_carry(params)
     if mask is not None:
         mask = jnp.asarray(mask) != 0
+    if remat is not None:
+        return _remat_unroll(cell, params, xs, carry, mask, reverse, fast, _checks.positive_int(remat, f"{cell.name}: remat"))
+    return _unroll(cell, params, xs, carry, mask, reverse=reverse, fast=fast)
+
+
+def _unroll(cell, params, xs, carry, mask, *, reverse, fast):
     if fast and cell.core is not None:
         return fused.unroll(cell.core, params, xs, carry, mask, reverse)
 
@@ -48,3 +64,44 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
         return fused.masked(m, new, c, y)
 
     return lax.scan(body, carry, (xs, mask), reverse=reverse)
+
+
+def _remat_unroll(cell, params, xs, carry, mask, reverse, fast, size):
+    T = xs.shape[0]
+    n = -(-T // size)
+    pad = n * size - T
+    if pad:  # masked steps at the end: the carry passes through them unchanged, in either direction
+        mask = jnp.ones(T, bool) if mask is None else mask
+        mask = jnp.concatenate([mask, jnp.zeros(pad, bool)])
+        xs = jnp.concatenate([xs, jnp.zeros((pad, *xs.shape[1:]), xs.dtype)])
+    chunks = (xs.reshape(n, size, *xs.shape[1:]), None if mask is None else mask.reshape(n, size))
+
+    if fast and cell.core is not None:
+        chunk = _recomputed(functools.partial(_unroll, cell, reverse=reverse, fast=True))
+    else:  # prevent_cse=False: inside a scan the recomputation cannot merge with the forward pass anyway
+        chunk = jax.checkpoint(functools.partial(_unroll, cell, reverse=reverse, fast=False), prevent_cse=False)
+
+    carry, ys = lax.scan(lambda c, inp: chunk(params, inp[0], c, inp[1]), carry, chunks, reverse=reverse)
+    ys = jax.tree.map(lambda y: y.reshape(n * size, *y.shape[2:])[:T], ys)
+    return carry, ys
+
+
+def _recomputed(run):
+    """``run(params, xs, carry, mask)`` that saves only its inputs for the backward pass, which runs it
+    again under ``jax.vjp``: ``jax.checkpoint`` by hand, for the fast path, whose primitive has a
+    reverse-mode rule only (``jax.checkpoint`` differentiates through forward mode)."""
+
+    @jax.custom_vjp
+    def f(params, xs, carry, mask):
+        return run(params, xs, carry, mask)
+
+    def fwd(params, xs, carry, mask):
+        return run(params, xs, carry, mask), (params, xs, carry, mask)
+
+    def bwd(res, cotangents):
+        params, xs, carry, mask = res
+        _, vjp = jax.vjp(lambda p, x, c: run(p, x, c, mask), params, xs, carry)
+        return (*vjp(cotangents), None)
+
+    f.defvjp(fwd, bwd)
+    return f

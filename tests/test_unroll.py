@@ -169,3 +169,65 @@ def test_fast_path_compiles_once_for_new_values(key):
     f(params, xs)
     f(perturb(params, jax.random.key(5)), xs + 1.0)
     assert len(traces) == 1
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_remat_gives_the_same_outputs_and_gradients_float64(name, fast, reverse, key):
+    with jax.enable_x64(True):
+        cell, params, xs = setup(name, key, jnp.float64)
+        xs = jnp.concatenate([xs, xs[::-1], xs])  # T = 21
+        mask = jnp.arange(xs.shape[0]) < 17
+
+        def loss(params, xs, remat, mask):
+            carry, ys = rnnjax.unroll(cell, params, xs, mask=mask, reverse=reverse, fast=fast, remat=remat)
+            return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(c**2) for c in jax.tree.leaves(carry)), ys
+
+        grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True), static_argnums=2)
+        # 4 leaves 3 padded steps, 50 is longer than the sequence, 7 divides it
+        for m, remats in ((None, (4, 50)), (mask, (7,))):
+            (value0, ys0), grads0 = grad(params, xs, None, m)
+            for remat in remats:
+                (value, ys), grads = grad(params, xs, remat, m)
+                np.testing.assert_allclose(value, value0, rtol=1e-13)
+                np.testing.assert_allclose(ys, ys0, rtol=1e-13, atol=1e-15)
+                assert_trees_close(grads, grads0, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_remat_keeps_less_for_the_backward_pass(fast):
+    cell = rnnjax.lstm(32)
+    params = cell.init(jax.random.key(0), 4)
+    xs = jnp.ones((4, 1000, 4))
+
+    def temp_bytes(remat):
+        def loss(p):
+            return jnp.sum(jax.vmap(lambda x: rnnjax.unroll(cell, p, x, fast=fast, remat=remat)[1])(xs) ** 2)
+        return jax.jit(jax.grad(loss)).lower(params).compile().memory_analysis().temp_size_in_bytes
+
+    assert temp_bytes(32) < temp_bytes(None) / 3
+
+
+def test_remat_must_be_a_positive_integer(key):
+    cell, params, xs = setup("lstm", key)
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match="remat must be positive"):
+            rnnjax.unroll(cell, params, xs, remat=bad)
+    with pytest.raises(TypeError, match="remat must be an integer"):
+        rnnjax.unroll(cell, params, xs, remat=2.5)
+
+
+def test_stacked_bidirectional_net_with_remat_matches_without(key):
+    cell = rnnjax.gru(6)
+    xs = jax.random.normal(key, (19, 3))
+    mask = jnp.arange(19) < 15
+    plain, remat = rnnjax.stacked(cell, 2, bidirectional=True), rnnjax.stacked(cell, 2, bidirectional=True, remat=4)
+    params = plain.init(key, 3)
+
+    def loss(net):
+        return jax.value_and_grad(lambda p: jnp.sum(net.apply(p, xs, mask)[0] ** 2))(params)
+
+    (v0, g0), (v1, g1) = loss(plain), loss(remat)
+    np.testing.assert_allclose(v1, v0, rtol=1e-6)
+    assert_trees_close(g1, g0, rtol=1e-5, atol=1e-6)
