@@ -304,8 +304,8 @@ def measured_step(length, batch, inputs, hidden, remat):
 
 
 def memory(lengths=(100, 300, 1000, 3000, 10000), batch=32, inputs=32, hidden=512, run_longest=True):
-    print(f"LSTM({hidden}), batch {batch}, input {inputs}: one training step (fast path; remat = chunks of "
-          f"~sqrt(T) steps); XLA's own buffer sizes from the compiled program; allocator: {allocator()}\n")
+    print(f"LSTM({hidden}), batch {batch}, input {inputs}: one training step (default path; remat = chunks of "
+          f"~sqrt(T) steps, which run the plain path); XLA's own buffer sizes from the compiled program; allocator: {allocator()}\n")
     print("| T | compile (s) | temporaries | all buffers | compile, remat (s) | temporaries, remat | all buffers, remat |")
     print("|---|---|---|---|---|---|---|")
     rows = []

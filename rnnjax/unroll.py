@@ -38,8 +38,9 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
         unroll under ``jax.checkpoint``, so the backward pass keeps only the carries at chunk boundaries
         and recomputes one chunk's forward pass at a time. Memory for the residuals falls from ``O(T)``
         steps to ``O(T / remat + remat)`` (least near ``remat = sqrt(T)``) for about one extra forward
-        pass. The same values and gradients as without it. ``T`` need not be a multiple: the sequence is
-        padded with masked steps, which change nothing.
+        pass. The same values and gradients as without it; the chunks run the plain autodiff path
+        whatever ``fast`` says. ``T`` need not be a multiple: the sequence is padded with masked steps,
+        which change nothing.
 
     Returns:
       ``(carry, ys)``: the final carry and the outputs ``[T, H]``.
@@ -50,7 +51,7 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
     if mask is not None:
         mask = jnp.asarray(mask) != 0
     if remat is not None:
-        return _remat_unroll(cell, params, xs, carry, mask, reverse, fast, _checks.positive_int(remat, f"{cell.name}: remat"))
+        return _remat_unroll(cell, params, xs, carry, mask, reverse, _checks.positive_int(remat, f"{cell.name}: remat"))
     return _unroll(cell, params, xs, carry, mask, reverse=reverse, fast=fast)
 
 
@@ -66,7 +67,7 @@ def _unroll(cell, params, xs, carry, mask, *, reverse, fast):
     return lax.scan(body, carry, (xs, mask), reverse=reverse)
 
 
-def _remat_unroll(cell, params, xs, carry, mask, reverse, fast, size):
+def _remat_unroll(cell, params, xs, carry, mask, reverse, size):
     T = xs.shape[0]
     n = -(-T // size)
     pad = n * size - T
@@ -76,32 +77,13 @@ def _remat_unroll(cell, params, xs, carry, mask, reverse, fast, size):
         xs = jnp.concatenate([xs, jnp.zeros((pad, *xs.shape[1:]), xs.dtype)])
     chunks = (xs.reshape(n, size, *xs.shape[1:]), None if mask is None else mask.reshape(n, size))
 
-    if fast and cell.core is not None:
-        chunk = _recomputed(functools.partial(_unroll, cell, reverse=reverse, fast=True))
-    else:  # prevent_cse=False: inside a scan the recomputation cannot merge with the forward pass anyway
-        chunk = jax.checkpoint(functools.partial(_unroll, cell, reverse=reverse, fast=False), prevent_cse=False)
+    # The chunks run the plain path: jax.checkpoint differentiates through forward mode, which the fast
+    # path lacks, and a recomputing custom_vjp around it measured slower and kept more (its residuals,
+    # the weights among them, were stacked once per chunk). prevent_cse=False: inside a scan the
+    # recomputation cannot merge with the forward pass anyway.
+    chunk = jax.checkpoint(functools.partial(_unroll, cell, reverse=reverse, fast=False), prevent_cse=False)
 
     carry, ys = lax.scan(lambda c, inp: chunk(params, inp[0], c, inp[1]), carry, chunks, reverse=reverse)
     ys = jax.tree.map(lambda y: y.reshape(n * size, *y.shape[2:])[:T], ys)
     return carry, ys
 
-
-def _recomputed(run):
-    """``run(params, xs, carry, mask)`` that saves only its inputs for the backward pass, which runs it
-    again under ``jax.vjp``: ``jax.checkpoint`` by hand, for the fast path, whose primitive has a
-    reverse-mode rule only (``jax.checkpoint`` differentiates through forward mode)."""
-
-    @jax.custom_vjp
-    def f(params, xs, carry, mask):
-        return run(params, xs, carry, mask)
-
-    def fwd(params, xs, carry, mask):
-        return run(params, xs, carry, mask), (params, xs, carry, mask)
-
-    def bwd(res, cotangents):
-        params, xs, carry, mask = res
-        _, vjp = jax.vjp(lambda p, x, c: run(p, x, c, mask), params, xs, carry)
-        return (*vjp(cotangents), None)
-
-    f.defvjp(fwd, bwd)
-    return f
