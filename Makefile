@@ -24,8 +24,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# tcmalloc where installed (Debian: apt-get install libtcmalloc-minimal4): it cut step times here; the
+# benchmark prints which allocator every row ran with.
+TCMALLOC := $(firstword $(wildcard /usr/lib/*/libtcmalloc_minimal.so.4 /usr/lib/libtcmalloc_minimal.so.4))
+
 bench: $(STAMP)
-	$(PY) experiments/bench_step.py
+	LD_PRELOAD=$(TCMALLOC) $(PY) -m experiments.benchmark
 
 clean:
 	rm -rf $(VENV) .pytest_cache
