@@ -11,15 +11,15 @@ written once, for every cell, from the cell's own ``core``:
   derivatives, not a second derivation that could disagree, and no recurrent matmul is redone.
 - Weight gradients ``dW = Σ_t u_t^T δ_t`` are formed in one of two ways (``hoist``):
 
-  - ``hoist=True`` (cuDNN's layout; Appleyard, Kocisky & Blunsom 2016): the input projection
+  - ``hoist=True``, the default (cuDNN's layout; Appleyard, Kocisky & Blunsom 2016): the input projection
     ``XW = X W_x + b`` is one ``[T·B, D] @ [D, G]`` matmul before the scan, and each weight gradient is one
-    ``[H, T·B] @ [T·B, G]`` matmul after the backward scan. Meant for GPUs and TPUs, where one large matmul
-    is far cheaper than many small ones; the default there, though not yet measured on one here.
+    ``[H, T·B] @ [T·B, G]`` matmul after the backward scan.
   - ``hoist=False``: projection and weight-gradient products stay inside the loops, as independent work
-    beside the sequential ``δ_t W^T`` chain; XLA:CPU's thunk executor runs them on the other cores, off
-    the critical path. On a 2-core CPU this measured 1.03x (LSTM) and 1.07x (GRU) the speed of autodiff
-    for a training step, and the hoisted layout 0.90x and 0.97x (``experiments/bench_step.py``, README),
-    so it is the default on CPU.
+    beside the sequential ``δ_t W^T`` chain, which XLA:CPU's thunk executor can run on another core.
+    This was the CPU default until the side-by-side benchmark (``experiments/benchmark.py``, README) of
+    S/M/L shapes x LSTM/GRU/RNN on the 2-core CPU showed it slowest of rnnjax's paths in 6 of 9 rows (by
+    up to 40% at batch 1), ahead only for the GRU at batch 32 (a few percent); the hoisted layout was
+    within 8% of the best path in every row.
 
 The scan is a ``jax.experimental.hijax.VJPHiPrimitive`` rather than a ``jax.custom_vjp`` so that
 ``jax.vmap`` over examples reaches it *before* differentiation: a batch becomes extra leading axes of one
@@ -276,10 +276,10 @@ def unroll(core, params, xs, carry, mask=None, reverse=False, hoist=None):
     """Fast-path unroll of a cell's ``core`` over ``xs`` ``[T, D]``; returns ``(carry, ys)``.
 
     Callers should use :func:`rnnjax.unroll`, which checks the inputs and picks this path by default.
-    ``hoist=None`` picks per backend: ``False`` on CPU, ``True`` elsewhere (see the module docstring).
+    ``hoist=None`` means ``True`` on every backend (see the module docstring for the measurements).
     """
     if hoist is None:
-        hoist = jax.default_backend() != "cpu"
+        hoist = True
     rec, pointwise = split_params(params)
     xw0 = jax.ShapeDtypeStruct(params["b"].shape, jnp.result_type(xs, params["w_x"]))
     from_carry = _carry_inputs(core, params, carry, xw0)
