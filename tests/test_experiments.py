@@ -53,14 +53,6 @@ def test_module_entry_point_runs_as_documented(tmp_path):
     assert bad.returncode == 2 and "unknown key 'colour'" in bad.stderr
 
 
-def test_step_benchmark_runs_and_checks_the_paths_agree(capsys):
-    from experiments import bench_step
-
-    bench_step.main(["--cell=gru", "--batch=2", "--length=5", "--inputs=3", "--hidden=4", "--repeats=1"])
-    out = capsys.readouterr().out
-    assert "autodiff" in out and "fused-hoisted" in out and "autodiff/this" in out
-
-
 def test_gradient_flow_quick_run_draws_its_figures(tmp_path):
     from experiments import gradient_flow
 

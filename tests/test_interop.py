@@ -126,7 +126,16 @@ def test_matches_torch(case, seed, batch_first, fast):
     np.testing.assert_allclose(g_xs, x_grad, **TOL)
     expected = torch_grads_to_rnnjax(kind, module, layers, bidi, H)
     got = [{k: v for k, v in d.items() if bias or not k.startswith("b")} for d in _layers(g_params)]
-    assert_trees_close(got, list(_layers(expected)), **TOL)
+    assert_grads_close(got, list(_layers(expected)))
+
+
+def assert_grads_close(got, expected):
+    """Weight gradients are float32 sums over time and batch of terms as large as the largest entry, and
+    the frameworks add them in different orders: the absolute tolerance scales with that entry."""
+    assert jax.tree.structure(got) == jax.tree.structure(expected)
+    for g, e in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+        e = np.asarray(e)
+        np.testing.assert_allclose(np.asarray(g), e, rtol=TOL["rtol"], atol=TOL["atol"] * max(1.0, float(np.abs(e).max())))
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "autodiff"])

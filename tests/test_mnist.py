@@ -98,3 +98,15 @@ def test_real_mnist_download():
     assert [len(data[s].labels) for s in mnist.SPLITS] == [50000, 10000, 10000]
     assert 0.0 <= data["train"].images.min() and data["train"].images.max() < 1.0
     assert np.bincount(data["test"].labels).tolist()[:3] == [980, 1135, 1032]
+
+
+def test_only_latin1_byte_strings_may_be_encoded():
+    import _codecs
+
+    class Encodes:
+        def __reduce__(self):
+            return (_codecs.encode, ("x", "rot13"))
+
+    with pytest.raises(DataError, match="anything but"):
+        mnist.unpickle_arrays(pickle.dumps(Encodes(), protocol=2))
+    assert mnist.unpickle_arrays(pickle.dumps(b"\x00\xff", protocol=2)) == b"\x00\xff"

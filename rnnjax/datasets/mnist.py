@@ -52,11 +52,22 @@ def _reconstruct():
     return (core if core is not None else np.core).multiarray._reconstruct
 
 
+def _latin1_bytes():
+    def encode(string, encoding="utf-8"):
+        # Python 3 pickles bytes at protocol 2 as _codecs.encode(str, "latin1"): allowed, and nothing more.
+        if not isinstance(string, str) or encoding not in ("latin1", "latin-1"):
+            raise text.DataError("refusing to unpickle _codecs.encode with anything but (str, 'latin1')")
+        return string.encode("latin1")
+
+    return encode
+
+
 class _ArraysOnly(pickle.Unpickler):
     """Builds numpy arrays and tuples of them, nothing else: any other global is refused."""
 
     def find_class(self, module, name):
         allowed = {
+            ("_codecs", "encode"): _latin1_bytes,
             ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
             ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
             ("numpy", "ndarray"): lambda: np.ndarray,
