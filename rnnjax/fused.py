@@ -11,15 +11,17 @@ written once, for every cell, from the cell's own ``core``:
   derivatives, not a second derivation that could disagree, and no recurrent matmul is redone.
 - Weight gradients ``dW = Σ_t u_t^T δ_t`` are formed in one of two ways (``hoist``):
 
-  - ``hoist=True``, the default (cuDNN's layout; Appleyard, Kocisky & Blunsom 2016): the input projection
+  - ``hoist=True`` (cuDNN's layout; Appleyard, Kocisky & Blunsom 2016): the input projection
     ``XW = X W_x + b`` is one ``[T·B, D] @ [D, G]`` matmul before the scan, and each weight gradient is one
-    ``[H, T·B] @ [T·B, G]`` matmul after the backward scan.
+    ``[H, T·B] @ [T·B, G]`` matmul after the backward scan. Meant for GPUs and TPUs, where one large matmul
+    is far cheaper than many small ones; the default there, though not yet measured on one here.
   - ``hoist=False``: projection and weight-gradient products stay inside the loops, as independent work
-    beside the sequential ``δ_t W^T`` chain, which XLA:CPU's thunk executor can run on another core.
-    This was the CPU default until the side-by-side benchmark (``experiments/benchmark.py``, README) of
-    S/M/L shapes x LSTM/GRU/RNN on the 2-core CPU showed it slowest of rnnjax's paths in 6 of 9 rows (by
-    up to 40% at batch 1), ahead only for the GRU at batch 32 (a few percent); the hoisted layout was
-    within 8% of the best path in every row.
+    beside the sequential ``δ_t W^T`` chain; XLA:CPU's thunk executor can run them on the other core.
+    The default on CPU. In the side-by-side benchmark (``experiments/benchmark.py``, README) on a 2-core
+    CPU the two layouts and plain autodiff trade places from run to run within about ±10% at the S and M
+    shapes, the hoisted one ahead at batch 1; but the hoisted layout keeps about 3x the memory for the
+    backward pass (an LSTM(512), batch 32, T 10,000 step: 14.4 GiB against 5.1 GiB), so it is not the
+    CPU default.
 
 The scan is a ``jax.experimental.hijax.VJPHiPrimitive`` rather than a ``jax.custom_vjp`` so that
 ``jax.vmap`` over examples reaches it *before* differentiation: a batch becomes extra leading axes of one
@@ -276,10 +278,10 @@ def unroll(core, params, xs, carry, mask=None, reverse=False, hoist=None):
     """Fast-path unroll of a cell's ``core`` over ``xs`` ``[T, D]``; returns ``(carry, ys)``.
 
     Callers should use :func:`rnnjax.unroll`, which checks the inputs and picks this path by default.
-    ``hoist=None`` means ``True`` on every backend (see the module docstring for the measurements).
+    ``hoist=None`` picks per backend: ``False`` on CPU, ``True`` elsewhere (see the module docstring).
     """
     if hoist is None:
-        hoist = True
+        hoist = jax.default_backend() != "cpu"
     rec, pointwise = split_params(params)
     xw0 = jax.ShapeDtypeStruct(params["b"].shape, jnp.result_type(xs, params["w_x"]))
     from_carry = _carry_inputs(core, params, carry, xw0)
