@@ -18,10 +18,10 @@ written once, for every cell, from the cell's own ``core``:
   - ``hoist=False``: projection and weight-gradient products stay inside the loops, as independent work
     beside the sequential ``δ_t W^T`` chain; XLA:CPU's thunk executor can run them on the other core.
     The default on CPU. In the side-by-side benchmark (``experiments/benchmark.py``, README) on a 2-core
-    CPU the two layouts and plain autodiff trade places from run to run within about ±10% at the S and M
-    shapes, the hoisted one ahead at batch 1; but the hoisted layout keeps about 3x the memory for the
-    backward pass (an LSTM(512), batch 32, T 10,000 step: 14.4 GiB against 5.1 GiB), so it is not the
-    CPU default.
+    CPU the two layouts and plain autodiff trade places from run to run within about ±10% for the LSTM
+    and GRU at the S and M shapes, the hoisted one ahead for the tanh RNN and at batch 1; but the hoisted
+    layout keeps about 3x the memory for the backward pass (an LSTM(512), batch 32, T 10,000 step:
+    14.4 GiB against 5.1 GiB), so it is not the CPU default.
 
 The scan is a ``jax.experimental.hijax.VJPHiPrimitive`` rather than a ``jax.custom_vjp`` so that
 ``jax.vmap`` over examples reaches it *before* differentiation: a batch becomes extra leading axes of one
