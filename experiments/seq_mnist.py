@@ -43,10 +43,10 @@ class Config(_common.TrainConfig):
     cell: str = "lstm"
     hidden: int = 128
     batch: int = 128
-    steps: int = 2000
+    steps: int = 6000
     learning_rate: float = 1e-3
     schedule: str = "cosine"
-    eval_every: int = 500
+    eval_every: int = 1000
     remat: int = 0
     permutation_seed: int = 0
     train_subset: int = 0
