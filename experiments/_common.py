@@ -9,6 +9,21 @@ import optax
 import rnnjax
 
 
+CELLS = {
+    "lstm": lambda h: rnnjax.lstm(h),
+    "gru": lambda h: rnnjax.gru(h),
+    "rnn": lambda h: rnnjax.rnn(h),
+    "irnn": lambda h: rnnjax.rnn(h, activation="relu", init="identity"),  # Le, Jaitly & Hinton 2015
+}
+"""The cells of the long-range experiments (adding problem, sequential MNIST, sweeps), by config name."""
+
+
+def make_cell(name: str, hidden: int):
+    if name not in CELLS:
+        raise ValueError(f"unknown cell {name!r}; expected one of {sorted(CELLS)}")
+    return CELLS[name](hidden)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     hidden: int = 128

@@ -24,12 +24,6 @@ from experiments import _cli, _common
 from rnnjax.datasets import adding_task
 
 BASELINE = 1 / 6
-CELLS = {
-    "lstm": lambda h: rnnjax.lstm(h),
-    "gru": lambda h: rnnjax.gru(h),
-    "rnn": lambda h: rnnjax.rnn(h),
-    "irnn": lambda h: rnnjax.rnn(h, activation="relu", init="identity"),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,9 +39,7 @@ QUICK = dict(length=20, hidden=32, steps=400, eval_every=100, checkpoint_every=1
 
 def build(cfg: Config):
     """``(state, train_step, batch_fn, eval_fn)`` for a config."""
-    if cfg.cell not in CELLS:
-        raise ValueError(f"unknown cell {cfg.cell!r}; expected one of {sorted(CELLS)}")
-    cell = CELLS[cfg.cell](cfg.hidden)
+    cell = _common.make_cell(cfg.cell, cfg.hidden)
     readout = rnnjax.mlp([1], activation="identity")
     k_init, k_out, k_data, k_eval, k_run = jax.random.split(jax.random.key(cfg.seed), 5)
     params = {"cell": cell.init(k_init, 2), "readout": readout.init(k_out, cfg.hidden)}

@@ -31,12 +31,6 @@ import rnnjax
 from experiments import _cli, _common
 from rnnjax.datasets import mnist
 
-CELLS = {
-    "lstm": lambda h: rnnjax.lstm(h),
-    "gru": lambda h: rnnjax.gru(h),
-    "rnn": lambda h: rnnjax.rnn(h),
-    "irnn": lambda h: rnnjax.rnn(h, activation="relu", init="identity"),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +55,7 @@ QUICK = dict(hidden=32, batch=32, steps=150, eval_every=75, checkpoint_every=75,
 
 def build(cfg: Config, data=None):
     """``(state, train_step, batch_fn, eval_fn, test_fn)``; ``data`` defaults to ``mnist.load()``."""
-    if cfg.cell not in CELLS:
-        raise ValueError(f"unknown cell {cfg.cell!r}; expected one of {sorted(CELLS)}")
+    cell = _common.make_cell(cfg.cell, cfg.hidden)  # checked before the data is read
     if cfg.variant not in mnist.VARIANTS:
         raise ValueError(f"unknown variant {cfg.variant!r}; expected one of {mnist.VARIANTS}")
     if cfg.remat < 0:
@@ -83,7 +76,6 @@ def build(cfg: Config, data=None):
         raise ValueError(f"batch {cfg.batch} is larger than the {n} training images")
     per_epoch = n // cfg.batch
 
-    cell = CELLS[cfg.cell](cfg.hidden)
     readout = rnnjax.mlp([10], activation="identity")
     k_init, k_out, k_data, k_run = jax.random.split(jax.random.key(cfg.seed), 4)
     params = {"cell": cell.init(k_init, train_x.shape[-1]), "readout": readout.init(k_out, cfg.hidden)}

@@ -27,12 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import rnnjax
-from experiments import _cli
+from experiments import _cli, _common
 from rnnjax import plotting, sweep
 from rnnjax.datasets import adding_task
 
-CELLS = {"rnn": lambda h: rnnjax.rnn(h), "lstm": lambda h: rnnjax.lstm(h), "gru": lambda h: rnnjax.gru(h),
-         "irnn": lambda h: rnnjax.rnn(h, activation="relu", init="identity")}
+CELLS = _common.CELLS
 
 
 @dataclasses.dataclass(frozen=True)
