@@ -1,6 +1,7 @@
 """rnnjax: recurrent neural networks as pure JAX functions.
 
-Cells (:func:`rnn`, :func:`lstm`, :func:`gru`) are NamedTuples of pure functions; :func:`unroll` runs one
+Cells (:func:`rnn`, :func:`lstm`, :func:`gru`, and the linear recurrences :func:`min_gru`,
+:func:`min_lstm`, :func:`lru` with a parallel unroll) are NamedTuples of pure functions; :func:`unroll` runs one
 over a sequence with ``jax.lax.scan``; :func:`stacked` builds deep and bidirectional nets; :func:`mlp` is
 the feed-forward baseline. Weight converters live in :mod:`rnnjax.interop`.
 """
@@ -8,6 +9,7 @@ the feed-forward baseline. Weight converters live in :mod:`rnnjax.interop`.
 from rnnjax import initializers
 from rnnjax.cells import gru, lstm, rnn
 from rnnjax.layers import stacked
+from rnnjax.linear import linear_scan, lru, min_gru, min_lstm
 from rnnjax.mlp import mlp
 from rnnjax.optim import make_optimizer
 from rnnjax.tbptt import truncated_unroll
@@ -25,9 +27,13 @@ __all__ = [
     "fit",
     "init_state",
     "initializers",
+    "linear_scan",
+    "lru",
     "lstm",
     "make_optimizer",
     "make_train_step",
+    "min_gru",
+    "min_lstm",
     "mlp",
     "rnn",
     "stacked",

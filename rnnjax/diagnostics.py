@@ -54,7 +54,7 @@ def hidden_grad_norms(cell: Cell, params, xs, loss_fn, carry=None, mask=None, tr
 
     Returns:
       ``[T]`` array: entry ``t`` is the Euclidean norm of ``∂L/∂h_t`` (``h_t`` the hidden state after
-      step ``t``; for the LSTM the ``h`` part of the carry).
+      step ``t``; for the LSTM the ``h`` part of the carry; for the LRU its state ``(Re x_t, Im x_t)``).
     """
     _check(cell, params, xs, mask)
     T = xs.shape[0]
@@ -71,9 +71,14 @@ def hidden_grad_norms(cell: Cell, params, xs, loss_fn, carry=None, mask=None, tr
             if truncate is not None:
                 c = lax.cond(t % truncate == 0, lax.stop_gradient, lambda a: a, c)
             new, y = cell.step(params, c, x)
-            new, y = masked(m, new, c, y)
-            # ε_t enters the hidden state and the output (which is h_t), so ∂L/∂ε_t = ∂L/∂h_t.
-            return _with_hidden(new, _hidden(new) + e), y + e
+            if cell.readout is None:
+                new, y = masked(m, new, c, y)
+                # ε_t enters the hidden state and the output (which is h_t), so ∂L/∂ε_t = ∂L/∂h_t.
+                return _with_hidden(new, _hidden(new) + e), y + e
+            # the output is read from the state (LRU): read it again from the perturbed state
+            new, _ = masked(m, new, c, y)
+            new = _with_hidden(new, _hidden(new) + e)
+            return masked(m, new, new, cell.readout(params, new, x))
 
         final, ys = lax.scan(body, carry, (jnp.arange(T), xs, mask, eps))
         return loss_fn(ys, final)

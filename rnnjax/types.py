@@ -40,8 +40,14 @@ class Cell(NamedTuple):
         ``core(rec, params, carry, xw) -> (carry, y)`` is ``step`` with the input projection
         ``xw = x @ params["w_x"] + params["b"]`` already done and every recurrent matrix product written
         as ``rec(name, u) = u @ params[name]``. ``None`` for cells that have no fast path.
-      hidden_size: the size of the hidden state ``H``.
+      hidden_size: the size of the output ``H`` (the hidden state's, except for the LRU's larger state).
       name: a short description, used in error messages.
+      parallel: optional, for linear recurrences (:mod:`rnnjax.linear`):
+        ``parallel(params, xs[T, D], carry, mask, reverse) -> (carry, ys)``, the whole unroll at once by
+        an associative scan; :func:`rnnjax.unroll` uses it when ``fast``. ``None`` for the others.
+      readout: optional, ``readout(params, carry, x) -> y`` for a cell whose output is a function of the
+        new carry other than its hidden state (the LRU), so that the gradient-flow diagnostics can follow
+        a perturbation of the state into the same step's output. ``None`` when ``y`` is the hidden state.
     """
 
     init: Callable[..., Params]
@@ -50,6 +56,8 @@ class Cell(NamedTuple):
     core: Callable[..., tuple[Carry, Array]] | None = None
     hidden_size: int = 0
     name: str = "cell"
+    parallel: Callable[..., tuple[Carry, Array]] | None = None
+    readout: Callable[..., Array] | None = None
 
 
 class Net(NamedTuple):

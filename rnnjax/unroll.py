@@ -33,13 +33,15 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
         reuses the forward pass's recurrent products, with the weight gradients formed beside the
         recurrence (CPU) or as one large matmul after it (GPU/TPU). The two paths give the same values
         and gradients; ``fast=False`` is plain autodiff through ``lax.scan`` and also supports
-        forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``).
+        forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``). For the linear cells of
+        :mod:`rnnjax.linear` (``cell.parallel``), ``fast`` means the parallel unroll: all steps at once
+        by ``jax.lax.associative_scan``; ``fast=False`` is then the sequential ``lax.scan`` of ``step``.
       remat: rematerialise in chunks of this many steps: an outer ``lax.scan`` over chunks, each chunk's
         unroll under ``jax.checkpoint``, so the backward pass keeps only the carries at chunk boundaries
         and recomputes one chunk's forward pass at a time. Memory for the residuals falls from ``O(T)``
         steps to ``O(T / remat + remat)`` (least near ``remat = sqrt(T)``) for about one extra forward
         pass. The same values and gradients as without it; the chunks run the plain autodiff path
-        whatever ``fast`` says. ``T`` need not be a multiple: the sequence is padded with masked steps,
+        whatever ``fast`` says (a parallel cell's chunks are sequential too). ``T`` need not be a multiple: the sequence is padded with masked steps,
         which change nothing.
 
     Returns:
@@ -56,6 +58,8 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
 
 
 def _unroll(cell, params, xs, carry, mask, *, reverse, fast):
+    if fast and cell.parallel is not None:
+        return cell.parallel(params, xs, carry, mask, reverse)
     if fast and cell.core is not None:
         return fused.unroll(cell.core, params, xs, carry, mask, reverse)
 
