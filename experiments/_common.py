@@ -14,8 +14,14 @@ CELLS = {
     "gru": lambda h: rnnjax.gru(h),
     "rnn": lambda h: rnnjax.rnn(h),
     "irnn": lambda h: rnnjax.rnn(h, activation="relu", init="identity"),  # Le, Jaitly & Hinton 2015
+    # linear recurrences, unrolled by a parallel scan (rnnjax.linear)
+    "min_gru": lambda h: rnnjax.min_gru(h),
+    "min_lstm": lambda h: rnnjax.min_lstm(h),
+    "lru": lambda h: rnnjax.lru(h),
 }
-"""The cells of the long-range experiments (adding problem, sequential MNIST, sweeps), by config name."""
+"""The cells of the experiments (adding problem, copy, sequential MNIST, char LM, sweeps), by config name.
+A model reads a cell's outputs ``ys`` (``ys[-1]`` for one prediction per sequence), never its carry: the
+LRU's carry is its complex state, not its output."""
 
 
 def make_cell(name: str, hidden: int):

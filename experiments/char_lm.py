@@ -29,7 +29,6 @@ from rnnjax.checkpoint import Checkpointer
 from rnnjax.datasets import text, tokens
 from rnnjax.models import language_model, sample
 
-CELLS = {"lstm": rnnjax.lstm, "gru": rnnjax.gru, "rnn": rnnjax.rnn}
 QUICK_TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 40)
 
 
@@ -66,10 +65,9 @@ def load(cfg: Config):
 
 def build(cfg: Config, splits):
     """``(vocab, model, state, train_step, batch_fn)`` for a config and its text splits."""
-    if cfg.cell not in CELLS:
-        raise ValueError(f"unknown cell {cfg.cell!r}; expected one of {sorted(CELLS)}")
+    cell = _common.make_cell(cfg.cell, cfg.hidden)  # checked before the text is read
     vocab = tokens.char_vocab(splits["train"])
-    model = language_model(vocab.size, CELLS[cfg.cell](cfg.hidden), cfg.layers, cfg.embed)
+    model = language_model(vocab.size, cell, cfg.layers, cfg.embed)
     return (vocab, model, *_lm.training(cfg, model, vocab.encode(splits["train"])))
 
 

@@ -24,7 +24,6 @@ from rnnjax.datasets import copy_baseline, copy_task
 
 N_SYMBOLS, N_COPY = 8, 10
 N_CLASSES = N_SYMBOLS + 2
-CELLS = {"lstm": rnnjax.lstm, "gru": rnnjax.gru, "rnn": rnnjax.rnn}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,9 +36,7 @@ QUICK = dict(length=10, hidden=32, steps=300, eval_every=100, checkpoint_every=1
 
 
 def build(cfg: Config):
-    if cfg.cell not in CELLS:
-        raise ValueError(f"unknown cell {cfg.cell!r}; expected one of {sorted(CELLS)}")
-    cell = CELLS[cfg.cell](cfg.hidden)
+    cell = _common.make_cell(cfg.cell, cfg.hidden)
     readout = rnnjax.mlp([N_CLASSES], activation="identity")
     k_init, k_out, k_data, k_eval, k_run = jax.random.split(jax.random.key(cfg.seed), 5)
     params = {"cell": cell.init(k_init, N_CLASSES), "readout": readout.init(k_out, cfg.hidden)}

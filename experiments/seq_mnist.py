@@ -8,8 +8,9 @@
 
 The benchmark of the initialisation and gating literature: Le, Jaitly & Hinton (2015) read MNIST pixel
 by pixel, in order and under one fixed permutation, to compare the IRNN (ReLU, identity recurrent init)
-with tanh RNNs and LSTMs. A cell (``lstm``, ``gru``, tanh ``rnn``, ``irnn``) reads the image; a linear
-readout of its last hidden state gives the ten logits (many-to-one). RMSProp with clipping by global
+with tanh RNNs and LSTMs. A cell (``lstm``, ``gru``, tanh ``rnn``, ``irnn``, or a linear recurrence
+``min_gru``, ``min_lstm``, ``lru``) reads the image; a linear readout of its last output gives the ten
+logits (many-to-one). RMSProp with clipping by global
 norm; batches are a fresh shuffle of the 50,000 training images each epoch, drawn from the step, so a
 resumed run sees the same batches. The 10,000 validation images are evaluated during training and the
 10,000 test images (MNIST's standard test set) once at the end. ``--remat=k`` rematerialises the scan in
@@ -30,7 +31,8 @@ import json
 import pathlib
 import sys
 import time
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +42,6 @@ import rnnjax
 from experiments import _cli, _common
 from rnnjax import diagnostics
 from rnnjax.datasets import mnist
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,8 +105,8 @@ def build(cfg: Config, data=None) -> Experiment:
     remat = cfg.remat or None
 
     def logits(params, xs):
-        carry, _ = rnnjax.unroll(cell, params["cell"], xs, remat=remat)
-        return readout.apply(params["readout"], diagnostics._hidden(carry))
+        _, ys = rnnjax.unroll(cell, params["cell"], xs, remat=remat)
+        return readout.apply(params["readout"], ys[-1])
 
     def loss_fn(params, batch, key):
         del key
@@ -131,7 +132,7 @@ def build(cfg: Config, data=None) -> Experiment:
     def grad_norms(params):
         def one(x, y):
             def loss(ys, carry):
-                out = readout.apply(params["readout"], diagnostics._hidden(carry))
+                out = readout.apply(params["readout"], ys[-1])
                 return optax.softmax_cross_entropy_with_integer_labels(out, y)
 
             return diagnostics.hidden_grad_norms(cell, params["cell"], x, loss)

@@ -69,9 +69,8 @@ def make_train(cell, cfg: Config, eval_size: int = 500, fast: bool = True):
     k_data, k_eval = jax.random.split(jax.random.key(cfg.seed))
 
     def predict(params, xs):
-        carry, _ = rnnjax.unroll(cell, params["cell"], xs, fast=fast)
-        h = carry.h if isinstance(carry, rnnjax.LSTMCarry) else carry
-        return readout.apply(params["readout"], h)[0]
+        _, ys = rnnjax.unroll(cell, params["cell"], xs, fast=fast)
+        return readout.apply(params["readout"], ys[-1])[0]
 
     def mse(params, batch):
         xs, targets = batch

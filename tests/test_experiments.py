@@ -1,6 +1,7 @@
 """Every experiment runs in its quick configuration, and the command line rejects bad keys and values."""
 
 import json
+import math
 import subprocess
 import sys
 import pathlib
@@ -64,3 +65,32 @@ def test_gradient_flow_quick_run_draws_its_figures(tmp_path):
     clipped = max(r["grad_norm"] for r in results["exploding"]["clipped at 1"])
     assert unclipped > 100 * clipped  # the unclipped run's gradient explodes
     assert results["reach"] == {10: 10, "full": gradient_flow.QUICK["length"]}
+
+
+@pytest.mark.parametrize("cell", ["min_gru", "min_lstm", "lru"])
+def test_linear_cells_are_a_config_choice_of_the_adding_problem(tmp_path, cell):
+    cfg = adding.Config(**{**adding.QUICK, "steps": 200}, cell=cell)
+    _, history = adding.run(cfg, out=None, progress=False)
+    assert history[-1]["eval_mse"] < 0.9 * history[1]["eval_mse"]
+
+
+def test_linear_cells_in_sequential_mnist_and_the_char_lm(tmp_path):
+    from experiments import char_lm, seq_mnist
+
+    cfg = seq_mnist.Config(**{**seq_mnist.QUICK, "steps": 3, "eval_every": 3, "train_subset": 64}, cell="lru",
+                           variant="pixel")
+    state, _, test = seq_mnist.run(cfg, out=tmp_path, progress=False)
+    norms = json.loads((tmp_path / "grad_norms.json").read_text())
+    assert int(state.step) == 3 and 0 <= test <= 1 and len(norms["init"]) == 784 and norms["trained"][-1] > 0
+    cfg = char_lm.Config(**{**char_lm.QUICK, "steps": 30}, cell="min_lstm")
+    result = char_lm.run(cfg, out=tmp_path / "lm", progress=False)
+    assert result["test_nats_per_char"] < math.log(31)  # better than uniform over the quick vocabulary
+
+
+def test_unknown_cells_are_refused_by_every_experiment():
+    from experiments import char_lm
+
+    with pytest.raises(ValueError, match="unknown cell 'mingru'.*min_gru"):
+        adding.build(adding.Config(cell="mingru"))
+    with pytest.raises(ValueError, match="unknown cell 'mingru'"):
+        char_lm.build(char_lm.Config(**char_lm.QUICK, cell="mingru"), None)
