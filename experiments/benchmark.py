@@ -5,6 +5,7 @@ and memory against sequence length, with and without rematerialisation.
     python -m experiments.benchmark --configs=S --cells=lstm --repeats=20
     python -m experiments.benchmark memory              # compile time and memory, T = 100 ... 10,000
     python -m experiments.benchmark profile --config=S --cell=lstm   # where the time goes, XLA vs PyTorch
+    python -m experiments.benchmark linear              # minGRU, minLSTM, LRU: parallel vs sequential vs LSTM, T 128 ... 8192
     python -m experiments.benchmark --quick             # a smoke run with tiny shapes (CI runs it)
     make bench                                          # the first command, with tcmalloc where installed
 
@@ -49,6 +50,9 @@ from rnnjax import fused
 CONFIGS = {"S": (32, 128, 64, 256), "M": (64, 256, 128, 512), "L": (1, 1000, 32, 128)}  # batch, T, input, hidden
 QUICK_CONFIGS = {"S": (4, 12, 6, 8), "L": (1, 40, 3, 5)}
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+CELLS = {"lstm": rnnjax.lstm, "gru": rnnjax.gru, "rnn": rnnjax.rnn,
+         "min_gru": rnnjax.min_gru, "min_lstm": rnnjax.min_lstm, "lru": rnnjax.lru}
+LINEAR = ("min_gru", "min_lstm", "lru")
 LR, DECAY, CLIP = 1e-3, 0.99, 1.0
 
 
@@ -97,7 +101,7 @@ class JaxVariant:
 
 
 def rnnjax_variant(cell_name, xs, targets, hidden, fast, hoist=None):
-    cell = {"lstm": rnnjax.lstm, "gru": rnnjax.gru, "rnn": rnnjax.rnn}[cell_name](hidden)
+    cell = CELLS[cell_name](hidden)
     k_cell, k_out = jax.random.split(jax.random.key(0))
     inputs = xs.shape[-1]
     params = {"cell": cell.init(k_cell, inputs),
@@ -338,6 +342,44 @@ def memory(lengths=(100, 300, 1000, 3000, 10000), batch=32, inputs=32, hidden=51
     return {"rows": rows, "measured": measured}
 
 
+# ---- linear recurrences: parallel scan against sequential unroll ----
+
+
+def linear(lengths=(128, 512, 2048, 8192), batch=16, inputs=32, hidden=128, repeats=5):
+    """Training-step time of minGRU, minLSTM and the LRU unrolled in parallel (``lax.associative_scan``)
+    and sequentially (``lax.scan`` of ``step``, ``fast=False``), and of the LSTM (rnnjax's default path),
+    against T; the same step as the main table. Interleaved per T, order rotating, median of ``repeats``."""
+    print(f"{time.strftime('%Y-%m-%d')}; jax {jax.__version__} on {jax.devices()[0].device_kind} ({os.cpu_count()} cores); "
+          f"allocator: {allocator()}; batch {batch}, inputs {inputs}, hidden {hidden}; median of {repeats} steps\n")
+    head = [f"{c} {m}" for c in LINEAR for m in ("parallel", "sequential")] + ["LSTM"]
+    print("| T | " + " | ".join(head) + " | " + " | ".join(f"{c} seq / par" for c in LINEAR) + " | LSTM / minGRU parallel | compile: minGRU par / seq |")
+    print("|---|" + "---|" * (len(head) + len(LINEAR) + 2))
+    rows = []
+    for length in lengths:
+        xs, targets = data(batch, length, inputs)
+        variants = {f"{c} {m}": rnnjax_variant(c, xs, targets, hidden, fast=(m == "parallel"))
+                    for c in LINEAR for m in ("parallel", "sequential")}
+        variants["LSTM"] = rnnjax_variant("lstm", xs, targets, hidden, fast=True)
+        for name, v in variants.items():
+            loss = v()
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"{name} gave a non-finite loss {loss} at T = {length}")
+        times = {name: [] for name in variants}
+        names = list(variants)
+        for r in range(repeats):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                t = time.perf_counter()
+                variants[name]()
+                times[name].append(time.perf_counter() - t)
+        m = {name: statistics.median(ts) for name, ts in times.items()}
+        rows.append({"length": length, "median_s": m, "compile_s": {k: v.compile_s for k, v in variants.items()}})
+        print(f"| {length} | " + " | ".join(f"{m[h] * 1e3:.1f} ms" for h in head) + " | "
+              + " | ".join(f"**{m[f'{c} sequential'] / m[f'{c} parallel']:.1f}x**" for c in LINEAR)
+              + f" | {m['LSTM'] / m['min_gru parallel']:.1f}x | {variants['min_gru parallel'].compile_s:.1f} / "
+              f"{variants['min_gru sequential'].compile_s:.1f} s |", flush=True)
+    return rows
+
+
 # ---- where the time goes ----
 
 def _median_time(fn, repeats):
@@ -365,7 +407,7 @@ def profile(config="S", cell_name="lstm", repeats=10, quick=False):
     rows = [("training step", _median_time(ours, repeats), _median_time(theirs, repeats), matmul_flops(cell_name, batch, length, inputs, hidden))]
 
     params = ours.state[0]
-    cell = {"lstm": rnnjax.lstm, "gru": rnnjax.gru, "rnn": rnnjax.rnn}[cell_name](hidden)
+    cell = CELLS[cell_name](hidden)
     fwd = jax.jit(lambda p, xs: jnp.mean(jax.vmap(lambda x: rnnjax.unroll(cell, p["cell"], x)[1])(xs) @ p["w_out"]))
     jxs = jnp.asarray(xs)
     tx = torch.from_numpy(xs)
@@ -413,6 +455,18 @@ def main(argv=None):
         if unknown or opts.get("cell", "lstm") not in GATES or opts.get("config", "S") not in CONFIGS:
             raise SystemExit(f"error: profile takes --config={'/'.join(CONFIGS)} --cell={'/'.join(GATES)} --repeats=N --quick, got {argv[1:]}")
         return profile(opts.get("config", "S"), opts.get("cell", "lstm"), int(opts.get("repeats", 10)), "quick" in opts)
+    if argv[:1] == ["linear"]:
+        opts = dict(a.lstrip("-").partition("=")[::2] for a in argv[1:])
+        unknown = set(opts) - {"lengths", "batch", "inputs", "hidden", "repeats", "quick"}
+        if unknown:
+            raise SystemExit(f"error: linear takes --lengths=128,512,... --batch --inputs --hidden --repeats --quick, got {sorted(unknown)}")
+        if "quick" in opts:
+            return linear(lengths=(16, 64), batch=2, inputs=3, hidden=8, repeats=2)
+        sizes = {k: int(opts.get(k, d)) for k, d in (("batch", 16), ("inputs", 32), ("hidden", 128), ("repeats", 5))}
+        lengths = tuple(int(t) for t in opts.get("lengths", "128,512,2048,8192").split(","))
+        if min(lengths) < 1 or min(sizes.values()) < 1:
+            raise SystemExit(f"error: lengths and sizes must be positive, got {lengths} {sizes}")
+        return linear(lengths, **sizes)
     if argv[:1] == ["memory"]:
         opts = dict(a.lstrip("-").partition("=")[::2] for a in argv[1:])
         unknown = set(opts) - {"quick"}

@@ -39,7 +39,8 @@ def test_memory_table_quick_shows_remat_keeping_less(capsys):
     assert "remat" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [["--configs=XL"], ["--cells=lstm,transformer"], ["--repeats=0"], ["--fast"], ["memory", "--long"]])
+@pytest.mark.parametrize("argv", [["--configs=XL"], ["--cells=lstm,transformer"], ["--repeats=0"], ["--fast"], ["memory", "--long"],
+                                  ["linear", "--depth=3"], ["linear", "--lengths=0,8"]])
 def test_bad_options_are_refused(argv):
     with pytest.raises(SystemExit) as err:
         benchmark.main(argv)
@@ -51,3 +52,13 @@ def test_quick_profile_splits_the_step_into_parts(capsys):
     assert [r[0].split(" (")[0] for r in rows] == ["training step", "forward pass only", "recurrent products alone", "input projection"]
     assert all(a > 0 and b > 0 and flops > 0 for _, a, b, flops in rows)
     assert "| training step |" in capsys.readouterr().out
+
+
+def test_quick_linear_table_times_parallel_and_sequential_unrolls(capsys):
+    rows = benchmark.main(["linear", "--quick"])
+    assert [r["length"] for r in rows] == [16, 64]
+    for r in rows:
+        assert set(r["median_s"]) == {f"{c} {m}" for c in benchmark.LINEAR for m in ("parallel", "sequential")} | {"LSTM"}
+        assert all(t > 0 for t in r["median_s"].values()) and all(t > 0 for t in r["compile_s"].values())
+    printed = capsys.readouterr().out
+    assert "| 64 |" in printed and "min_gru seq / par" in printed
