@@ -43,6 +43,9 @@ class TrainConfig:
     eval_every: int = 250
     checkpoint_every: int = 1000
     seed: int = 0
+    # rnnjax.unroll's fast path (the fused backward pass, or the parallel scan of a linear cell); false:
+    # the plain sequential lax.scan of the cell's step. The same function and gradients up to rounding.
+    fast: bool = True
 
 
 def make_optimizer(cfg: TrainConfig):

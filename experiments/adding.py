@@ -47,7 +47,7 @@ def build(cfg: Config):
     optimizer = _common.make_optimizer(cfg)
 
     def predict(params, xs):
-        _, ys = rnnjax.unroll(cell, params["cell"], xs)
+        _, ys = rnnjax.unroll(cell, params["cell"], xs, fast=cfg.fast)
         return readout.apply(params["readout"], ys[-1])[0]
 
     def mse(params, batch):

@@ -67,7 +67,7 @@ def build(cfg: Config, splits):
     """``(vocab, model, state, train_step, batch_fn)`` for a config and its text splits."""
     cell = _common.make_cell(cfg.cell, cfg.hidden)  # checked before the text is read
     vocab = tokens.char_vocab(splits["train"])
-    model = language_model(vocab.size, cell, cfg.layers, cfg.embed)
+    model = language_model(vocab.size, cell, cfg.layers, cfg.embed, fast=cfg.fast)
     return (vocab, model, *_lm.training(cfg, model, vocab.encode(splits["train"])))
 
 

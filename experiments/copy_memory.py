@@ -43,7 +43,7 @@ def build(cfg: Config):
     optimizer = _common.make_optimizer(cfg)
 
     def logits(params, tokens):
-        _, hs = rnnjax.unroll(cell, params["cell"], jax.nn.one_hot(tokens, N_CLASSES))
+        _, hs = rnnjax.unroll(cell, params["cell"], jax.nn.one_hot(tokens, N_CLASSES), fast=cfg.fast)
         return readout.apply(params["readout"], hs)
 
     def metrics(params, batch):

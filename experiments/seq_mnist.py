@@ -105,7 +105,7 @@ def build(cfg: Config, data=None) -> Experiment:
     remat = cfg.remat or None
 
     def logits(params, xs):
-        _, ys = rnnjax.unroll(cell, params["cell"], xs, remat=remat)
+        _, ys = rnnjax.unroll(cell, params["cell"], xs, fast=cfg.fast, remat=remat)
         return readout.apply(params["readout"], ys[-1])
 
     def loss_fn(params, batch, key):

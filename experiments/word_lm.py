@@ -63,7 +63,7 @@ def run(cfg: Config, out=None, progress: bool = True):
               "lambdas": baseline.lambdas, "wall_s": time.perf_counter() - start}
     print(f"word LM: vocab {vocab.size}, {len(ids['train']):,} training tokens; interpolated trigram perplexity: "
           f"validation {counts['validation']:.1f}, test {counts['test']:.1f} (λ {tuple(round(x, 2) for x in baseline.lambdas)})")
-    model = language_model(vocab.size, CELLS[cfg.cell](cfg.hidden), cfg.layers, cfg.embed)
+    model = language_model(vocab.size, CELLS[cfg.cell](cfg.hidden), cfg.layers, cfg.embed, fast=cfg.fast)
     state, step, batch_fn = _lm.training(cfg, model, ids["train"])
     validation, test = _lm.evaluator(model, ids["validation"]), _lm.evaluator(model, ids["test"])
     rnnjax.checkpoint.check_writable(out)

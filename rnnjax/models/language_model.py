@@ -28,10 +28,12 @@ class LanguageModel(NamedTuple):
     vocab_size: int
 
 
-def language_model(vocab_size: int, cell: Cell, num_layers: int = 1, embed_dim: int | None = None) -> LanguageModel:
-    """Embedding (or one-hot when ``embed_dim`` is None) → ``num_layers`` × ``cell`` → linear → logits."""
+def language_model(vocab_size: int, cell: Cell, num_layers: int = 1, embed_dim: int | None = None,
+                   fast: bool = True) -> LanguageModel:
+    """Embedding (or one-hot when ``embed_dim`` is None) → ``num_layers`` × ``cell`` → linear → logits;
+    ``fast`` is passed to :func:`rnnjax.unroll`."""
     vocab_size = _checks.hidden_size(vocab_size, "vocab_size")
-    net = stacked(cell, num_layers)
+    net = stacked(cell, num_layers, fast=fast)
 
     def init(key):
         k_embed, k_net, k_out = jax.random.split(key, 3)
