@@ -100,7 +100,7 @@ class JaxVariant:
         return float(jax.block_until_ready(loss))
 
 
-def rnnjax_variant(cell_name, xs, targets, hidden, fast, hoist=None):
+def rnnjax_variant(cell_name, xs, targets, hidden, fast, hoist=None, parallel=None):
     cell = CELLS[cell_name](hidden)
     k_cell, k_out = jax.random.split(jax.random.key(0))
     inputs = xs.shape[-1]
@@ -110,7 +110,7 @@ def rnnjax_variant(cell_name, xs, targets, hidden, fast, hoist=None):
     def unroll(p, x):
         if hoist is not None:  # the fast path with its layout forced
             return fused.unroll(cell.core, p, x, cell.initial_carry(p), hoist=hoist)[1]
-        return rnnjax.unroll(cell, p, x, fast=fast)[1]
+        return rnnjax.unroll(cell, p, x, fast=fast, parallel=parallel)[1]
 
     def loss_fn(params, xs, targets):
         ys = jax.vmap(lambda x: unroll(params["cell"], x))(xs)
@@ -346,8 +346,8 @@ def memory(lengths=(100, 300, 1000, 3000, 10000), batch=32, inputs=32, hidden=51
 
 
 def linear(lengths=(128, 512, 2048, 8192), batch=16, inputs=32, hidden=128, repeats=5):
-    """Training-step time of minGRU, minLSTM and the LRU unrolled in parallel (``lax.associative_scan``)
-    and sequentially (``lax.scan`` of ``step``, ``fast=False``), and of the LSTM (rnnjax's default path),
+    """Training-step time of minGRU, minLSTM and the LRU unrolled in parallel (``lax.associative_scan``,
+    ``parallel=True``) and sequentially (``lax.scan`` of ``step``, ``parallel=False``), and of the LSTM (rnnjax's default path),
     against T; the same step as the main table. Interleaved per T, order rotating, median of ``repeats``."""
     print(f"{time.strftime('%Y-%m-%d')}; jax {jax.__version__} on {jax.devices()[0].device_kind} ({os.cpu_count()} cores); "
           f"allocator: {allocator()}; batch {batch}, inputs {inputs}, hidden {hidden}; median of {repeats} steps\n")
@@ -357,7 +357,7 @@ def linear(lengths=(128, 512, 2048, 8192), batch=16, inputs=32, hidden=128, repe
     rows = []
     for length in lengths:
         xs, targets = data(batch, length, inputs)
-        variants = {f"{c} {m}": rnnjax_variant(c, xs, targets, hidden, fast=(m == "parallel"))
+        variants = {f"{c} {m}": rnnjax_variant(c, xs, targets, hidden, fast=True, parallel=(m == "parallel"))
                     for c in LINEAR for m in ("parallel", "sequential")}
         variants["LSTM"] = rnnjax_variant("lstm", xs, targets, hidden, fast=True)
         for name, v in variants.items():

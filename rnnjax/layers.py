@@ -23,6 +23,7 @@ def stacked(
     bidirectional: bool = False,
     fast: bool = True,
     remat: int | None = None,
+    parallel: bool | None = None,
 ) -> Net:
     """A multi-layer recurrent network.
 
@@ -30,8 +31,8 @@ def stacked(
       cells: one cell used for every layer (with ``num_layers``), or a sequence of cells, one per layer.
       num_layers: the depth when ``cells`` is a single cell (default 1).
       bidirectional: each layer also runs a second cell (own params) from the last valid step back.
-      fast, remat: passed to :func:`rnnjax.unroll` (``remat``: rematerialise each layer in chunks of this
-        many steps, for long sequences).
+      fast, remat, parallel: passed to :func:`rnnjax.unroll` (``remat``: rematerialise each layer in chunks
+        of this many steps, for long sequences; ``parallel``: the linear cells' associative scan).
 
     Returns:
       A :class:`rnnjax.Net`. ``params`` is a tuple with one dict per layer, or per layer
@@ -78,12 +79,12 @@ def stacked(
         ys, carries = xs, []
         for cell, p, c in zip(cells, params, carry):
             if bidirectional:
-                cf, yf = unroll(cell, p["fwd"], ys, c["fwd"], mask, fast=fast, remat=remat)
-                cb, yb = unroll(cell, p["bwd"], ys, c["bwd"], mask, reverse=True, fast=fast, remat=remat)
+                cf, yf = unroll(cell, p["fwd"], ys, c["fwd"], mask, fast=fast, remat=remat, parallel=parallel)
+                cb, yb = unroll(cell, p["bwd"], ys, c["bwd"], mask, reverse=True, fast=fast, remat=remat, parallel=parallel)
                 ys = jnp.concatenate([yf, yb], axis=-1)
                 carries.append({"fwd": cf, "bwd": cb})
             else:
-                c, ys = unroll(cell, p, ys, c, mask, fast=fast, remat=remat)
+                c, ys = unroll(cell, p, ys, c, mask, fast=fast, remat=remat, parallel=parallel)
                 carries.append(c)
         return ys, tuple(carries)
 

@@ -17,7 +17,7 @@ from rnnjax.types import Cell
 
 
 def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False, fast: bool = True,
-           remat: int | None = None):
+           remat: int | None = None, parallel: bool | None = None):
     """Runs ``cell`` over the sequence ``xs``: ``carry_t, y_t = cell.step(params, carry_{t-1}, x_t)``.
 
     Args:
@@ -33,16 +33,20 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
         reuses the forward pass's recurrent products, with the weight gradients formed beside the
         recurrence (CPU) or as one large matmul after it (GPU/TPU). The two paths give the same values
         and gradients; ``fast=False`` is plain autodiff through ``lax.scan`` and also supports
-        forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``). For the linear cells of
-        :mod:`rnnjax.linear` (``cell.parallel``), ``fast`` means the parallel unroll: all steps at once
-        by ``jax.lax.associative_scan``; ``fast=False`` is then the sequential ``lax.scan`` of ``step``.
+        forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``).
       remat: rematerialise in chunks of this many steps: an outer ``lax.scan`` over chunks, each chunk's
         unroll under ``jax.checkpoint``, so the backward pass keeps only the carries at chunk boundaries
         and recomputes one chunk's forward pass at a time. Memory for the residuals falls from ``O(T)``
         steps to ``O(T / remat + remat)`` (least near ``remat = sqrt(T)``) for about one extra forward
         pass. The same values and gradients as without it; the chunks run the plain autodiff path
-        whatever ``fast`` says (a parallel cell's chunks are sequential too). ``T`` need not be a multiple: the sequence is padded with masked steps,
+        whatever ``fast`` says. ``T`` need not be a multiple: the sequence is padded with masked steps,
         which change nothing.
+
+      parallel: for the linear cells of :mod:`rnnjax.linear` (those with ``cell.parallel``): ``True``
+        runs every step at once by ``jax.lax.associative_scan`` (O(log T) depth; reverse mode only);
+        ``False`` the sequential ``lax.scan`` of ``step``; ``None`` (default) the parallel scan on GPU/TPU
+        when ``fast``, and the sequential scan on CPU, where it measured faster at every size tried
+        (README, "Linear recurrences"). The same values and gradients up to rounding.
 
     Returns:
       ``(carry, ys)``: the final carry and the outputs ``[T, H]``.
@@ -52,14 +56,22 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
         carry = cell.initial_carry(params)
     if mask is not None:
         mask = jnp.asarray(mask) != 0
+    if parallel is None:
+        parallel = fast and cell.parallel is not None and jax.default_backend() != "cpu"
+    elif parallel and cell.parallel is None:
+        raise ValueError(f"{cell.name} has no parallel unroll; only the linear cells of rnnjax.linear "
+                         "(min_gru, min_lstm, lru) do")
+    if parallel:
+        if remat is not None:
+            raise ValueError(f"{cell.name}: remat applies to the sequential unroll; the parallel scan keeps "
+                             "O(T) states either way (use parallel=False with remat)")
+        return cell.parallel(params, xs, carry, mask, reverse)
     if remat is not None:
         return _remat_unroll(cell, params, xs, carry, mask, reverse, _checks.positive_int(remat, f"{cell.name}: remat"))
     return _unroll(cell, params, xs, carry, mask, reverse=reverse, fast=fast)
 
 
 def _unroll(cell, params, xs, carry, mask, *, reverse, fast):
-    if fast and cell.parallel is not None:
-        return cell.parallel(params, xs, carry, mask, reverse)
     if fast and cell.core is not None:
         return fused.unroll(cell.core, params, xs, carry, mask, reverse)
 

@@ -31,9 +31,9 @@ def _setup(name, T, dtype, H=8, D=3, seed=0):
     return cell, params, xs
 
 
-def _loss(cell, xs, mask, reverse, fast):
+def _loss(cell, xs, mask, reverse, parallel):
     def loss(params, carry):
-        c, ys = rnnjax.unroll(cell, params, xs, carry, mask=mask, reverse=reverse, fast=fast)
+        c, ys = rnnjax.unroll(cell, params, xs, carry, mask=mask, reverse=reverse, parallel=parallel)
         return jnp.sum(jnp.sin(ys)) + jnp.sum(c**2), (c, ys)
 
     return jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))
@@ -106,9 +106,9 @@ def test_linear_scan_equals_the_loop(x64, reverse, log_space):
 def test_linear_scan_depth_is_logarithmic():
     # the parallel unroll has no loop of T iterations: its program has no while loop at all
     cell, params, xs = _setup("min_gru", 4096, jnp.float32)
-    text = jax.jit(lambda p, x: rnnjax.unroll(cell, p, x)[1]).lower(params, xs).as_text()
+    text = jax.jit(lambda p, x: rnnjax.unroll(cell, p, x, parallel=True)[1]).lower(params, xs).as_text()
     assert "while" not in text
-    seq = jax.jit(lambda p, x: rnnjax.unroll(cell, p, x, fast=False)[1]).lower(params, xs).as_text()
+    seq = jax.jit(lambda p, x: rnnjax.unroll(cell, p, x, parallel=False)[1]).lower(params, xs).as_text()
     assert "while" in seq
 
 
@@ -165,12 +165,12 @@ def test_lru_state_is_stable_for_any_parameters():
 def test_streaming_steps_equal_the_parallel_unroll():
     # sampling feeds one step at a time; it must continue exactly where the parallel unroll left off
     cell, params, xs = _setup("lru", 12, jnp.float32)
-    carry, ys = rnnjax.unroll(cell, params, xs[:8])
+    carry, ys = rnnjax.unroll(cell, params, xs[:8], parallel=True)
     outs = []
     for x in xs[8:]:
         carry, y = cell.step(params, carry, x)
         outs.append(y)
-    whole_carry, whole = rnnjax.unroll(cell, params, xs)
+    whole_carry, whole = rnnjax.unroll(cell, params, xs, parallel=True)
     np.testing.assert_allclose(jnp.concatenate([ys, jnp.stack(outs)]), whole, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(carry, whole_carry, rtol=1e-5, atol=1e-6)
 
@@ -178,14 +178,14 @@ def test_streaming_steps_equal_the_parallel_unroll():
 @pytest.mark.parametrize("name", ["min_lstm", "lru"])
 def test_works_with_stacking_truncation_remat_and_vmap(x64, name):
     cell, params, xs = _setup(name, 20, jnp.float64)
-    net = rnnjax.stacked(cell, num_layers=2, bidirectional=True)
+    net = rnnjax.stacked(cell, num_layers=2, bidirectional=True, parallel=True)
     net_params = f64(net.init(jax.random.key(2), 3))
     fast = jax.vmap(lambda x: net.apply(net_params, x)[0])(jnp.stack([xs, 2 * xs]))
-    slow = jax.vmap(lambda x: rnnjax.stacked(cell, 2, bidirectional=True, fast=False).apply(net_params, x)[0])(jnp.stack([xs, 2 * xs]))
+    slow = jax.vmap(lambda x: rnnjax.stacked(cell, 2, bidirectional=True, parallel=False).apply(net_params, x)[0])(jnp.stack([xs, 2 * xs]))
     assert fast.shape == (2, 20, 16)
     np.testing.assert_allclose(fast, slow, rtol=1e-11, atol=1e-13)
     # truncated BPTT: same values; remat: same gradients
-    np.testing.assert_allclose(rnnjax.truncated_unroll(cell, params, xs, 6)[1], rnnjax.unroll(cell, params, xs)[1], rtol=1e-12)
+    np.testing.assert_allclose(rnnjax.truncated_unroll(cell, params, xs, 6)[1], rnnjax.unroll(cell, params, xs, parallel=True)[1], rtol=1e-12)
     g = jax.grad(lambda p, r: jnp.sum(rnnjax.unroll(cell, p, xs, remat=r)[1] ** 2), allow_int=True)
     for a, b in zip(jax.tree.leaves(g(params, None)), jax.tree.leaves(g(params, 6))):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
@@ -210,7 +210,7 @@ def test_a_min_gru_learns_the_adding_problem():
 
     def loss_fn(p, batch, key):
         xs, ys = batch
-        pred = jax.vmap(lambda x: readout.apply(p["out"], rnnjax.unroll(cell, p["cell"], x)[1][-1])[0])(xs)
+        pred = jax.vmap(lambda x: readout.apply(p["out"], rnnjax.unroll(cell, p["cell"], x, parallel=True)[1][-1])[0])(xs)
         return jnp.mean((pred - ys) ** 2)
 
     opt = rnnjax.make_optimizer("adam", 1e-2)
@@ -236,6 +236,18 @@ def test_a_min_gru_learns_the_adding_problem():
 def test_bad_arguments_are_refused(make, message):
     with pytest.raises((ValueError, TypeError), match=message):
         make()
+
+
+def test_parallel_is_chosen_per_backend_and_refused_where_it_does_not_exist():
+    cell, params, xs = _setup("min_gru", 16, jnp.float32)
+    default = jax.jit(lambda p, x: rnnjax.unroll(cell, p, x)[1]).lower(params, xs).as_text()
+    # on a CPU the sequential scan (measured faster there); on GPU/TPU the associative scan
+    assert ("while" in default) == (jax.default_backend() == "cpu")
+    lstm = rnnjax.lstm(4)
+    with pytest.raises(ValueError, match="has no parallel unroll"):
+        rnnjax.unroll(lstm, lstm.init(jax.random.key(0), 3), xs, parallel=True)
+    with pytest.raises(ValueError, match="remat applies to the sequential unroll"):
+        rnnjax.unroll(cell, params, xs, parallel=True, remat=4)
 
 
 @pytest.mark.parametrize("name", ["min_gru", "lru"])
