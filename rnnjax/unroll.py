@@ -45,8 +45,9 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
       parallel: for the linear cells of :mod:`rnnjax.linear` (those with ``cell.parallel``): ``True``
         runs every step at once by ``jax.lax.associative_scan`` (O(log T) depth; reverse mode only);
         ``False`` the sequential ``lax.scan`` of ``step``; ``None`` (default) the parallel scan on GPU/TPU
-        when ``fast``, and the sequential scan on CPU, where it measured faster at every size tried
-        (README, "Linear recurrences"). The same values and gradients up to rounding.
+        when ``fast``, and the sequential scan on CPU, where it measured faster for minGRU and minLSTM at
+        every size tried (the LRU at batch 1 was the exception: README, "Linear recurrences"). The same
+        values and gradients up to rounding.
 
     Returns:
       ``(carry, ys)``: the final carry and the outputs ``[T, H]``.
