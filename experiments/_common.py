@@ -14,7 +14,7 @@ CELLS = {
     "gru": lambda h: rnnjax.gru(h),
     "rnn": lambda h: rnnjax.rnn(h),
     "irnn": lambda h: rnnjax.rnn(h, activation="relu", init="identity"),  # Le, Jaitly & Hinton 2015
-    # linear recurrences, unrolled by a parallel scan (rnnjax.linear)
+    # linear recurrences with a parallel scan (rnnjax.linear; rnnjax.unroll picks it on GPU/TPU)
     "min_gru": lambda h: rnnjax.min_gru(h),
     "min_lstm": lambda h: rnnjax.min_lstm(h),
     "lru": lambda h: rnnjax.lru(h),
@@ -43,8 +43,8 @@ class TrainConfig:
     eval_every: int = 250
     checkpoint_every: int = 1000
     seed: int = 0
-    # rnnjax.unroll's fast path (the fused backward pass, or the parallel scan of a linear cell); false:
-    # the plain sequential lax.scan of the cell's step. The same function and gradients up to rounding.
+    # rnnjax.unroll's fast path (the fused backward pass; for a linear cell, the parallel scan on GPU/TPU);
+    # false: the plain sequential lax.scan of the cell's step. The same function and gradients up to rounding.
     fast: bool = True
 
 

