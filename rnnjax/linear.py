@@ -129,14 +129,16 @@ def _log_positive(x):
     return jnp.where(x >= 0, jnp.log(jnp.maximum(x, 0.0) + 0.5), -jax.nn.softplus(-x))
 
 
-def _make_linear_cell(name, hidden_size, init, coefficients, log_coefficients, readout, to_state=None,
-                      from_state=None, initial_carry=None, output_is_state=True) -> Cell:
+def _make_linear_cell(name, hidden_size, init, coefficients, log_coefficients, readout=None, to_state=None,
+                      from_state=None, carry_size=None) -> Cell:
     """A :class:`rnnjax.Cell` from the coefficient functions of a linear recurrence.
 
     ``coefficients(params, x[..., D]) -> (a, b)``; ``log_coefficients`` the same in log space, or None;
-    ``readout(params, h[..., S], x[..., D]) -> y``; ``to_state``/``from_state`` map the carry (real) to the
+    ``readout(params, carry[..., S], x[..., D]) -> y``, or None when the output is the carry itself;
+    ``to_state``/``from_state`` map the carry (real, ``carry_size`` wide, default ``hidden_size``) to the
     state the recurrence runs on (complex for the LRU) and back.
     """
+    output = readout or (lambda params, carry, x: carry)
     to_state = to_state or (lambda c: c)
     from_state = from_state or (lambda s: s)
 
@@ -147,7 +149,7 @@ def _make_linear_cell(name, hidden_size, init, coefficients, log_coefficients, r
         a, b = coefficients(params, x)
         s = a * to_state(carry) + b
         carry = from_state(s)
-        return carry, readout(params, carry, x)
+        return carry, output(params, carry, x)
 
     def parallel(params, xs, carry, mask, reverse):
         if xs.shape[0] == 0:  # as lax.scan: the carry unchanged, no outputs
@@ -159,7 +161,7 @@ def _make_linear_cell(name, hidden_size, init, coefficients, log_coefficients, r
             a = jnp.where(m, a, 0.0 if log_space else 1.0)
             b = jnp.where(m, b, _LOG_ZERO if log_space else 0.0)
         states = from_state(linear_scan(a, b, to_state(carry), reverse, log_space))
-        ys = readout(params, states, xs)
+        ys = output(params, states, xs)
         if mask is not None:
             ys = jnp.where(mask[:, None], ys, jnp.zeros_like(ys))
         return states[0] if reverse else states[-1], ys
@@ -169,10 +171,9 @@ def _make_linear_cell(name, hidden_size, init, coefficients, log_coefficients, r
         return init(key, input_size)
 
     def zeros(params):
-        return jnp.zeros((hidden_size,), params["w_x"].dtype)
+        return jnp.zeros((carry_size or hidden_size,), params["w_x"].dtype)
 
-    return Cell(checked_init, step, initial_carry or zeros, None, hidden_size, name, parallel,
-                None if output_is_state else readout)
+    return Cell(checked_init, step, zeros, None, hidden_size, name, parallel, readout)
 
 
 def min_gru(hidden_size: int, log_space: bool = True) -> Cell:
@@ -204,7 +205,7 @@ def min_gru(hidden_size: int, log_space: bool = True) -> Cell:
         return -jax.nn.softplus(k_z), -jax.nn.softplus(-k_z) + _log_positive(k_h)
 
     return _make_linear_cell(f"min_gru({H}{'' if log_space else ', log_space=False'})", H, init, coefficients,
-                             log_coefficients if log_space else None, lambda params, h, x: h)
+                             log_coefficients if log_space else None)
 
 
 def min_lstm(hidden_size: int, log_space: bool = True) -> Cell:
@@ -240,7 +241,7 @@ def min_lstm(hidden_size: int, log_space: bool = True) -> Cell:
         return -jax.nn.softplus(d), -jax.nn.softplus(-d) + _log_positive(k_h)
 
     return _make_linear_cell(f"min_lstm({H}{'' if log_space else ', log_space=False'})", H, init, coefficients,
-                             log_coefficients if log_space else None, lambda params, h, x: h)
+                             log_coefficients if log_space else None)
 
 
 LRU_ACTIVATIONS = {"gelu": jax.nn.gelu, "identity": lambda y: y}
@@ -307,8 +308,5 @@ def lru(hidden_size: int, state_size: int | None = None, r_min: float = 0.9, r_m
     def from_state(s):
         return jnp.concatenate([jnp.real(s), jnp.imag(s)], axis=-1)
 
-    def zeros(params):
-        return jnp.zeros((2 * N,), params["w_x"].dtype)
-
     return _make_linear_cell(f"lru({H}, state_size={N})", H, init, coefficients, None, readout, to_state,
-                             from_state, zeros, output_is_state=False)
+                             from_state, carry_size=2 * N)
