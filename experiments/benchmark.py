@@ -16,8 +16,6 @@ median of ``--repeats`` steps after one warm-up step (compile time reported apar
 
 - ``rnnjax``: ``rnnjax.unroll`` with its default (fast) path, ``jax.vmap`` over the batch, optax chain;
 - ``rnnjax autodiff``: the same with ``fast=False``, plain ``jax.grad`` through ``lax.scan``;
-- ``rnnjax hoisted``: the fast path with the layout it uses on GPU/TPU forced (input projection before the
-  scan, each weight gradient one matmul after it; ``hoist=True`` in ``rnnjax.fused``);
 - ``Flax``: ``nn.RNN`` over ``nn.OptimizedLSTMCell`` / ``nn.GRUCell`` / ``nn.SimpleCell`` and ``nn.Dense``,
   the same optax chain;
 - ``PyTorch``: ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` (batch first) and ``nn.Linear``, ``clip_grad_norm_``
@@ -45,7 +43,6 @@ import numpy as np
 import optax
 
 import rnnjax
-from rnnjax import fused
 
 CONFIGS = {"S": (32, 128, 64, 256), "M": (64, 256, 128, 512), "L": (1, 1000, 32, 128)}  # batch, T, input, hidden
 QUICK_CONFIGS = {"S": (4, 12, 6, 8), "L": (1, 40, 3, 5)}
@@ -100,7 +97,7 @@ class JaxVariant:
         return float(jax.block_until_ready(loss))
 
 
-def rnnjax_variant(cell_name, xs, targets, hidden, fast, hoist=None, parallel=None):
+def rnnjax_variant(cell_name, xs, targets, hidden, fast, parallel=None):
     cell = CELLS[cell_name](hidden)
     k_cell, k_out = jax.random.split(jax.random.key(0))
     inputs = xs.shape[-1]
@@ -108,8 +105,6 @@ def rnnjax_variant(cell_name, xs, targets, hidden, fast, hoist=None, parallel=No
               "w_out": jax.random.normal(k_out, (hidden, inputs)) / np.sqrt(hidden), "b_out": jnp.zeros(inputs)}
 
     def unroll(p, x):
-        if hoist is not None:  # the fast path with its layout forced
-            return fused.unroll(cell.core, p, x, cell.initial_carry(p), hoist=hoist)[1]
         return rnnjax.unroll(cell, p, x, fast=fast, parallel=parallel)[1]
 
     def loss_fn(params, xs, targets):
@@ -223,7 +218,6 @@ def bench_one(config, cell_name, shape, repeats):
     variants = {
         "rnnjax": rnnjax_variant(cell_name, xs, targets, hidden, fast=True),
         "rnnjax autodiff": rnnjax_variant(cell_name, xs, targets, hidden, fast=False),
-        "rnnjax hoisted": rnnjax_variant(cell_name, xs, targets, hidden, fast=True, hoist=True),
         "Flax": flax_variant(cell_name, xs, targets, hidden),
     }
     if torch_available():
@@ -252,16 +246,16 @@ def run(configs, cells, repeats, quick=False):
     n = 512 if quick else 2048
     print(f"matmul peak ({n} x {n} float32): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()))
     print(f"median of {repeats} steps after a warm-up step, interleaved\n")
-    print("| config | cell | rnnjax | rnnjax autodiff | rnnjax hoisted | Flax | PyTorch | rnnjax / fastest peer | rnnjax GFLOP/s (% of peak) "
+    print("| config | cell | rnnjax | rnnjax autodiff | Flax | PyTorch | rnnjax / fastest peer | rnnjax GFLOP/s (% of peak) "
           "| compile: rnnjax / autodiff / Flax | allocator |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for config in configs:
         for cell in cells:
             row = bench_one(config, cell, (QUICK_CONFIGS if quick else CONFIGS)[config], repeats)
             rows.append(row)
             m, c = row["median_s"], row["compile_s"]
-            ms = [f"{m[k] * 1e3:.1f} ms" if k in m else "not installed" for k in ("rnnjax", "rnnjax autodiff", "rnnjax hoisted", "Flax", "PyTorch")]
+            ms = [f"{m[k] * 1e3:.1f} ms" if k in m else "not installed" for k in ("rnnjax", "rnnjax autodiff", "Flax", "PyTorch")]
             print(f"| {config} {row['shape']} | {cell} | " + " | ".join(ms) + f" | **{row['ratio']:.2f}** ({row['fastest_peer']}) | "
                   f"{row['gflops']:.0f} ({100 * row['gflops'] / best_peak:.0f}%) | "
                   f"{c['rnnjax']:.1f} / {c['rnnjax autodiff']:.1f} / {c['Flax']:.1f} s | {allocator()} |", flush=True)
