@@ -141,7 +141,7 @@ def _forward(core, rec, pointwise, xw, carry, mask, reverse):
 
         new, y = core(matmul, params, c, xw_t)
         new, y = masked(m_t, new, c, y)
-        return new, (y, c, {k: _chunks(o, width) for k, o in outs.items()})
+        return new, (y, c, outs)
 
     width = _width(carry)
     last, (ys, carries, outs) = lax.scan(body, carry, (_chunks(xw, width), mask), reverse=reverse)
@@ -187,7 +187,6 @@ def _attach_bwd(core, reverse, saved, cotangents):
     def body(state, inp):
         d_carry, d_pw_sum = state
         c, xw_t, outs_t, m_t, dy_t = inp
-        xw_t, outs_t = _join(xw_t), {k: _join(o) for k, o in outs_t.items()}
 
         def step(c, xw_t, zs, pw):
             def product(name, u):
@@ -206,7 +205,7 @@ def _attach_bwd(core, reverse, saved, cotangents):
         return (d_c, jax.tree.map(jnp.add, d_pw_sum, d_pw)), (None if shared else d_xw, d_z)
 
     init = (d_last, jax.tree.map(jnp.zeros_like, pointwise))
-    scanned = (carries, _chunks(xw, _width(d_last)), outs, mask, d_ys)
+    scanned = (carries, xw, outs, mask, d_ys)
     (d_carry, d_pw), (d_xw, d_z) = lax.scan(body, init, scanned, reverse=not reverse)
     if shared:
         d_xw = d_z[shared[0]]
@@ -226,7 +225,6 @@ def unroll(core, params, xs, carry, mask=None, reverse=False):
     xw = add_bias(_product(xs, params["w_x"]), params["b"])
     held = lax.stop_gradient((rec, pointwise, xw, carry))
     out, residuals = _forward(core, *held, mask, reverse)
-    outs = {k: _join(o) for k, o in residuals[1].items()}
-    us = _recurrent_inputs(core, {**held[0], **held[1]}, residuals[0], held[2], outs)
+    us = _recurrent_inputs(core, {**held[0], **held[1]}, residuals[0], held[2], residuals[1])
     ghosts = {k: _product(lax.stop_gradient(us[k]), rec[k]) for k in rec}
     return _attach(core, bool(reverse), out, residuals, held[0], pointwise, xw, ghosts, carry, mask)

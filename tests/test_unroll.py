@@ -225,3 +225,54 @@ def test_stacked_bidirectional_net_with_remat_matches_without(key):
     (v0, g0), (v1, g1) = loss(plain), loss(remat)
     np.testing.assert_allclose(v1, v0, rtol=1e-6)
     assert_trees_close(g1, g0, rtol=1e-5, atol=1e-6)
+
+
+def _top_level_eqns(jaxpr):
+    """Every equation outside loops (scan/while bodies are not entered; pjit and custom calls are)."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in ("scan", "while"):
+            yield eqn
+            continue
+        subs = [v for v in eqn.params.values() if hasattr(v, "jaxpr") or hasattr(v, "eqns")]
+        if subs:
+            for sub in subs:
+                yield from _top_level_eqns(getattr(sub, "jaxpr", sub))
+        else:
+            yield eqn
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru-reset-after"])
+def test_fast_path_forms_each_weight_gradient_as_one_matmul_over_time_and_batch(name, key):
+    """The batch is a real axis of the weight-gradient products: under grad of vmap, each of w_x and w_h
+    gets one product outside every loop, contracting over steps and examples together."""
+    cell, params, _ = setup(name, key, hidden=6)
+    batch = jax.random.normal(jax.random.key(3), (4, T, D))
+
+    def loss(params):
+        return jnp.sum(jax.vmap(lambda x: rnnjax.unroll(cell, params, x)[1])(batch) ** 2)
+
+    eqns = list(_top_level_eqns(jax.make_jaxpr(jax.grad(loss))(params).jaxpr))
+    for w in ("w_x", "w_h"):
+        products = [e for e in eqns if e.primitive.name == "dot_general"
+                    and e.outvars[0].aval.shape in (params[w].shape, params[w].shape[::-1])]
+        assert len(products) == 1, (w, products)
+        (contract, _), (batch_dims, _) = products[0].params["dimension_numbers"]
+        assert len(contract) == 2 and not batch_dims  # steps and examples, no per-example products
+    assert sum(e.primitive.name == "scan" for e in eqns) == 2  # the forward and the backward recurrence
+
+
+def test_the_default_path_imports_nothing_experimental():
+    import pathlib
+    import subprocess
+    import sys
+
+    src = pathlib.Path(rnnjax.__file__).parent
+    offenders = [str(p) for p in src.rglob("*.py") if "jax.experimental" in p.read_text() or "jax._src" in p.read_text()]
+    assert not offenders
+    code = ("import sys, jax; before = {m for m in sys.modules if m.startswith('jax.experimental')}\n"
+            "import jax.numpy as jnp, rnnjax\n"
+            "cell = rnnjax.lstm(3); p = cell.init(jax.random.key(0), 2)\n"
+            "jax.grad(lambda p: jnp.sum(rnnjax.unroll(cell, p, jnp.ones((4, 2)))[1]))(p)\n"
+            "print(sorted({m for m in sys.modules if m.startswith('jax.experimental')} - before))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
