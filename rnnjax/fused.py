@@ -99,9 +99,9 @@ def _product(u, w):
     """``u [..., F] @ w [F, G]``, differentiated into one ``[G, N] @ [N, F]`` matmul over every leading axis.
 
     Why: autodiff of ``u @ w`` asks XLA for ``transpose(dot(g, u))``, which XLA:CPU computes by first
-    copying the cotangent ``g`` (``[T, B, G]``) into a transposed layout (measured 3x slower than the
-    product itself for ``T·B = 4096``); with the transpose of the small ``[G, F]`` result kept apart by an
-    optimisation barrier, the product reads both operands as they are.
+    copying the cotangent ``g`` (``[T, B, G]``) into a transposed layout, several times the cost of the
+    product itself (README, Performance); with the transpose of the small ``[G, F]`` result kept apart by
+    an optimisation barrier, the product reads both operands as they are.
     """
     return u @ _transposed(w).T
 
