@@ -1,8 +1,8 @@
 """The fast path of :func:`rnnjax.unroll`: a recurrent scan with a hand-written backward pass.
 
 Plain autodiff through ``lax.scan`` transposes every op of the step, the recurrent weight's gradient
-``u_t^T δ_t`` included, one small product per step. The fast path splits the work three ways, each on
-stable JAX (``lax.scan``, ``jax.custom_vjp``, ``lax.stop_gradient``):
+``u_t^T δ_t`` included, one small product per step. The fast path splits the work three ways, on stable
+JAX only (``lax.scan``, ``jax.custom_vjp``, ``lax.stop_gradient``, ``lax.optimization_barrier``):
 
 1. The input projection ``XW = X W_x + b`` is one matmul over every step (and, under ``jax.vmap``, every
    example) before the recurrence; autodiff transposes it into one matmul for ``dW_x`` after it.
@@ -223,8 +223,10 @@ def unroll(core, params, xs, carry, mask=None, reverse=False):
     """
     rec, pointwise = split_params(params)
     xw = add_bias(_product(xs, params["w_x"]), params["b"])
-    held = lax.stop_gradient((rec, pointwise, xw, carry))
-    out, residuals = _forward(core, *held, mask, reverse)
-    us = _recurrent_inputs(core, {**held[0], **held[1]}, residuals[0], held[2], residuals[1])
+    # The forward pass sees constants only; _attach supplies every derivative.
+    rec_c, pointwise_c, xw_c, carry_c = lax.stop_gradient((rec, pointwise, xw, carry))
+    out, residuals = _forward(core, rec_c, pointwise_c, xw_c, carry_c, mask, reverse)
+    carries, outs = residuals
+    us = _recurrent_inputs(core, {**rec_c, **pointwise_c}, carries, xw_c, outs)
     ghosts = {k: _product(lax.stop_gradient(us[k]), rec[k]) for k in rec}
-    return _attach(core, bool(reverse), out, residuals, held[0], pointwise, xw, ghosts, carry, mask)
+    return _attach(core, bool(reverse), out, residuals, rec_c, pointwise, xw, ghosts, carry, mask)
