@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import operator
 
+import jax
 import jax.numpy as jnp
 
 
@@ -40,6 +41,8 @@ def floating(x, what: str, name: str) -> None:
 
 def features(x, params, name: str, what: str = "x") -> None:
     """``x[..., D]`` must match the input size the params were initialised with."""
+    if "w_x" not in params:
+        return  # not this cell's params at all: against_cell names what is missing
     expected = params["w_x"].shape[0]
     if x.shape[-1] != expected:
         raise ValueError(
@@ -66,3 +69,39 @@ def sequence(xs, mask, params, name: str) -> None:
             raise ValueError(
                 f"{name}: mask has length {mask.shape[0]} but the sequence xs has {xs.shape[0]} steps"
             )
+
+
+def _path(prefix, path) -> str:
+    """``params['w_h']``, ``carry.c``: a leaf's place written as it would be read."""
+    parts = []
+    for k in path:
+        if hasattr(k, "name"):
+            parts.append(f".{k.name}")
+        else:
+            parts.append(f"[{getattr(k, 'key', getattr(k, 'idx', k))!r}]")
+    return prefix + "".join(parts)
+
+
+def _same_shapes(given, expected, name: str, what: str, where: str) -> None:
+    """``given`` has ``expected``'s structure (dict keys, carry fields) and every leaf its shape."""
+    if jax.tree.structure(given) != jax.tree.structure(expected):
+        if isinstance(given, dict) and isinstance(expected, dict):
+            missing, extra = sorted(set(expected) - set(given)), sorted(set(given) - set(expected))
+            detail = ", ".join([f"missing {missing}"] * bool(missing) + [f"unexpected {extra}"] * bool(extra))
+        else:
+            detail = f"got {jax.tree.structure(given)}, expected {jax.tree.structure(expected)}"
+        raise ValueError(f"{name}: {what} do not match {where}: {detail}")
+    for (path, g), e in zip(jax.tree_util.tree_flatten_with_path(given)[0], jax.tree.leaves(expected)):
+        if jnp.shape(g) != e.shape:
+            raise ValueError(f"{name}: {_path(what, path)} has shape {tuple(jnp.shape(g))}, but {where} gives {e.shape}")
+
+
+def against_cell(cell, params, carry, input_size: int) -> None:
+    """``params`` and ``carry`` have the names and shapes that ``cell.init`` and ``cell.initial_carry``
+    give (abstractly: nothing is computed), so params of another cell or another size, or a carry of
+    another shape, are refused with the cell named instead of broadcasting or failing deep in XLA."""
+    expected = jax.eval_shape(lambda key: cell.init(key, input_size), jax.random.key(0))
+    _same_shapes(params, expected, cell.name, "params", f"{cell.name}.init(key, input_size={input_size})")
+    if carry is not None:
+        expected = jax.eval_shape(cell.initial_carry, params)
+        _same_shapes(carry, expected, cell.name, "carry", f"{cell.name}.initial_carry(params)")

@@ -1,7 +1,9 @@
 """Weight initialisations for recurrent networks.
 
 Each initialiser is ``(key, shape, dtype) -> array`` like ``jax.nn.initializers``. Scales are
-``ArrayLike`` (never branched on in Python), so a sweep can ``jax.vmap`` over them.
+``ArrayLike`` (never branched on in Python), so a sweep can ``jax.vmap`` over them. The default dtype
+``float`` is JAX's default float type (float32, or float64 with ``jax_enable_x64``), as for
+``jax.nn.initializers``, so every param of a cell has the same dtype in either mode.
 
 References:
   Saxe, McClelland & Ganguli 2014, "Exact solutions to the nonlinear dynamics of learning in deep linear
@@ -31,7 +33,7 @@ def orthogonal(scale=1.0):
     calls can deadlock a small CPU's thread pool).
     """
 
-    def init(key, shape, dtype=jnp.float32):
+    def init(key, shape, dtype=float):
         if len(shape) != 2:
             raise ValueError(f"orthogonal init needs a 2-D shape, got {tuple(shape)}")
         rows, cols = shape
@@ -46,7 +48,7 @@ def orthogonal(scale=1.0):
 def identity(scale=1.0):
     """``W = scale * I`` (the IRNN of Le et al. 2015, used with ReLU and ``scale = 1``)."""
 
-    def init(key, shape, dtype=jnp.float32):
+    def init(key, shape, dtype=float):
         del key
         return scale * jnp.eye(shape[0], shape[1], dtype=dtype)
 
@@ -56,7 +58,7 @@ def identity(scale=1.0):
 def uniform(bound):
     """``U(-bound, bound)``; PyTorch's default for its recurrent layers uses ``bound = 1/sqrt(H)``."""
 
-    def init(key, shape, dtype=jnp.float32):
+    def init(key, shape, dtype=float):
         return jax.random.uniform(key, shape, dtype, -1.0, 1.0) * bound
 
     return init
@@ -89,7 +91,7 @@ def input_(name: str, hidden_size: int):
     return uniform(1.0 / jnp.sqrt(hidden_size))
 
 
-def blocks(init, key, n_blocks: int, hidden_size: int, dtype=jnp.float32):
+def blocks(init, key, n_blocks: int, hidden_size: int, dtype=float):
     """``n_blocks`` independent ``[H, H]`` draws of ``init`` side by side: ``[H, n_blocks * H]``.
 
     Gated cells initialise each gate's recurrent block orthogonally on its own, since a ``[H, 4H]``

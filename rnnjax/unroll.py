@@ -27,7 +27,8 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
       carry: the state before the first step; ``cell.initial_carry(params)`` (zeros) if ``None``.
       mask: ``[T]`` of valid steps (bool or 0/1). At a masked step the carry is left unchanged and the
         output is zero, so with padding at the end the returned carry is the one after the last valid
-        step, in either direction.
+        step, in either direction. Masked steps are computed on zeros, so whatever the padding holds
+        (NaN and inf included) reaches neither the outputs nor any gradient.
       reverse: run from ``t = T-1`` down to 0; ``ys[t]`` still lines up with ``xs[t]``.
       fast: use :mod:`rnnjax.fused` where the cell has a ``core``: a hand-written backward pass that
         reuses the forward pass's recurrent products, with the weight gradients formed beside the
@@ -53,10 +54,14 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
       ``(carry, ys)``: the final carry and the outputs ``[T, H]``.
     """
     _checks.sequence(xs, mask, params, cell.name)
+    _checks.against_cell(cell, params, carry, xs.shape[-1])
     if carry is None:
         carry = cell.initial_carry(params)
     if mask is not None:
         mask = jnp.asarray(mask) != 0
+        # Masked steps see zeros, not the padding: a step computed on NaN or inf padding would put
+        # 0 * NaN into every gradient even though its result is discarded.
+        xs = jnp.where(mask[:, None], xs, jnp.zeros_like(xs))
     if parallel is None:
         parallel = fast and cell.parallel is not None and jax.default_backend() != "cpu"
     elif parallel and cell.parallel is None:

@@ -276,3 +276,60 @@ def test_the_default_path_imports_nothing_experimental():
             "print(sorted({m for m in sys.modules if m.startswith('jax.experimental')} - before))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_nan_and_inf_in_masked_padding_reach_no_gradient(name, fast, reverse, key):
+    """Issue 18: NaN or inf in *masked* padding gave a finite loss but NaN gradients for every param.
+    Masked steps now see zeros: the gradients are finite and equal the unpadded sequence's."""
+    cell, params, xs = setup(name, key)
+    n = 4
+    padded = xs.at[n:].set(jnp.nan).at[-1, 0].set(jnp.inf)
+    mask = jnp.arange(T) < n
+
+    def loss(params, xs, mask):
+        carry, ys = rnnjax.unroll(cell, params, xs, mask=mask, reverse=reverse, fast=fast)
+        return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(c**2) for c in jax.tree.leaves(carry))
+
+    value, (g_params, g_xs) = jax.value_and_grad(loss, argnums=(0, 1))(params, padded, mask)
+    ref_value, (ref_params, ref_xs) = jax.value_and_grad(loss, argnums=(0, 1))(params, xs[:n], None)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+    assert_trees_close(g_params, ref_params, atol=1e-5)
+    np.testing.assert_allclose(g_xs[:n], ref_xs, atol=1e-5)
+    np.testing.assert_array_equal(g_xs[n:], 0.0)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_params_or_carry_that_do_not_fit_the_cell_are_refused(fast, key):
+    """Issue 18: an LSTM ran on RNN params (shapes that broadcast), params of another size ran at that size,
+    and a wrong carry failed deep in XLA. Each is now refused with the cell and the place named."""
+    lstm = rnnjax.lstm(4)
+    xs = jnp.ones((5, 3))
+    cases = [
+        (lstm, rnnjax.rnn(4).init(key, 3), None, r"lstm\(4\): params\['b'\] has shape \(4,\).*gives \(16,\)"),
+        (lstm, rnnjax.lstm(5).init(key, 3), None, r"lstm\(4\): params\['b'\] has shape \(20,\)"),
+        (rnnjax.gru(4), rnnjax.gru(4, reset_after=True).init(key, 3), None,
+         r"gru\(4\): params do not match .*missing \['w_hn'\], unexpected \['b_hn'\]"),
+        (lstm, lstm.init(key, 3), jnp.zeros(4), r"lstm\(4\): carry do not match lstm\(4\).initial_carry"),
+        (lstm, lstm.init(key, 3), rnnjax.LSTMCarry(jnp.zeros(4), jnp.zeros(5)), r"lstm\(4\): carry.c has shape \(5,\)"),
+    ]
+    for cell, params, carry, message in cases:
+        with pytest.raises(ValueError, match=message):
+            rnnjax.unroll(cell, params, xs, carry, fast=fast)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_x64_mode_works_end_to_end(name, key):
+    """Issue 18: with x64 enabled, init mixed float32 and float64 params and every unroll failed. Params now
+    take JAX's default float dtype, and both paths run and differentiate in float64."""
+    with jax.enable_x64(True):
+        cell = CELLS[name](H)
+        params = cell.init(key, D)
+        assert {p.dtype for p in jax.tree.leaves(params)} == {jnp.dtype(jnp.float64)}
+        xs = jax.random.normal(jax.random.key(1), (T, D), jnp.float64)
+        grads = [jax.grad(lambda p: jnp.sum(rnnjax.unroll(cell, p, xs, fast=fast)[1]))(params) for fast in (False, True)]
+        assert {g.dtype for g in jax.tree.leaves(grads)} == {jnp.dtype(jnp.float64)}
+        assert_trees_close(grads[0], grads[1], atol=1e-12, rtol=1e-10)
+    assert {p.dtype for p in jax.tree.leaves(cell.init(key, D))} == {jnp.dtype(jnp.float32)}
