@@ -77,6 +77,19 @@ def parse(config_cls, quick: dict, argv: list[str]):
 
 
 def main(config_cls, quick: dict, run, argv=None):
-    """Parses ``argv`` (default ``sys.argv[1:]``) and calls ``run(config, out)``."""
+    """Parses ``argv`` (default ``sys.argv[1:]``) and calls ``run(config, out)``.
+
+    A run folder that is busy or holds another run exits with status 2, a checkpoint that cannot be
+    restored with status 1, each with its one-line message (they say what to do) and no traceback.
+    """
+    from rnnjax.checkpoint import CheckpointError
+    from rnnjax.run_dir import RunDirError
+
     config, out = parse(config_cls, quick, sys.argv[1:] if argv is None else argv)
-    run(config, out)
+    try:
+        run(config, out)
+    except RunDirError as err:
+        raise ConfigError(str(err)) from None
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -73,4 +73,5 @@ def train(cfg: TrainConfig, parts, out=None, progress: bool = True):
         log_every=50,
         checkpoint_every=cfg.checkpoint_every,
         progress=progress,
+        config=dataclasses.asdict(cfg),
     )

@@ -28,6 +28,7 @@ from experiments import _cli, _common, _lm
 from rnnjax.checkpoint import Checkpointer
 from rnnjax.datasets import text, tokens
 from rnnjax.models import language_model, sample
+from rnnjax.run_dir import RunDir
 
 QUICK_TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 40)
 
@@ -83,24 +84,24 @@ def run(cfg: Config, out=None, progress: bool = True):
     vocab, model, state, step, batch_fn = build(cfg, splits)
     validation = _lm.evaluator(model, vocab.encode(splits["validation"]))
     test = _lm.evaluator(model, vocab.encode(splits["test"]))
-    rnnjax.checkpoint.check_writable(out)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
-    print(f"char LM: {cfg.layers} x {cfg.cell}({cfg.hidden}), vocab {vocab.size}, "
-          f"{len(splits['train']):,} training characters, {cfg.steps} steps of {cfg.batch} x {cfg.length}")
-    start = time.perf_counter()
-    state, history = rnnjax.fit(
-        step, state, batch_fn, cfg.steps, out_dir=out, eval_fn=lambda p: {"nats": validation(p)},
-        eval_every=cfg.eval_every, log_every=50, checkpoint_every=cfg.checkpoint_every, progress=progress,
-    )
-    nats = float(test(state.params))
-    result = {"test_nats_per_char": nats, "test_bits_per_char": nats / math.log(2),
-              "validation_nats_per_char": history[-1]["eval_nats"], "steps": cfg.steps,
-              "wall_s": time.perf_counter() - start}
-    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"test: {nats:.3f} nats/char = {nats / math.log(2):.3f} bits/char; validation {history[-1]['eval_nats']:.3f} "
-          f"nats/char; {result['wall_s']:.0f} s")
-    print("sample:\n" + generate(model, vocab, state.params, "\n", cfg.sample_length, cfg.temperature, cfg.seed))
-    return result
+    # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
+    with RunDir(out, dataclasses.asdict(cfg)) as held:
+        print(f"char LM: {cfg.layers} x {cfg.cell}({cfg.hidden}), vocab {vocab.size}, "
+              f"{len(splits['train']):,} training characters, {cfg.steps} steps of {cfg.batch} x {cfg.length}")
+        start = time.perf_counter()
+        state, history = rnnjax.fit(
+            step, state, batch_fn, cfg.steps, out_dir=held, eval_fn=lambda p: {"nats": validation(p)},
+            eval_every=cfg.eval_every, log_every=50, checkpoint_every=cfg.checkpoint_every, progress=progress,
+        )
+        nats = float(test(state.params))
+        result = {"test_nats_per_char": nats, "test_bits_per_char": nats / math.log(2),
+                  "validation_nats_per_char": history[-1]["eval_nats"], "steps": cfg.steps,
+                  "wall_s": time.perf_counter() - start}
+        (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(f"test: {nats:.3f} nats/char = {nats / math.log(2):.3f} bits/char; validation {history[-1]['eval_nats']:.3f} "
+              f"nats/char; {result['wall_s']:.0f} s")
+        print("sample:\n" + generate(model, vocab, state.params, "\n", cfg.sample_length, cfg.temperature, cfg.seed))
+        return result
 
 
 def run_sample(argv):

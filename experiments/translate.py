@@ -47,6 +47,7 @@ from rnnjax.checkpoint import Checkpointer, CheckpointError
 from rnnjax.datasets import padding, synthetic, tokens, translation
 from rnnjax.models import decoding
 from rnnjax.models.seq2seq import seq2seq
+from rnnjax.run_dir import RunDir
 
 CELLS = {"lstm": rnnjax.lstm, "gru": rnnjax.gru, "rnn": rnnjax.rnn}
 SYNTHETIC = ("reverse", "addition")
@@ -251,60 +252,60 @@ def run(cfg: Config, out=None, progress: bool = True):
         raise ValueError(f"max_src_len must be >= 1 and max_len >= 2, got {cfg.max_src_len} and {cfg.max_len}")
     data = prepare(cfg, load(cfg))
     model = build_model(cfg, (data.src_vocab.size, data.tgt_vocab.size))
-    rnnjax.checkpoint.check_writable(out)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
-    save_vocabs(out, data)
-    sources, targets, _ = data.splits["train"]
-    print(f"translate ({cfg.task}): {len(sources)} training pairs, vocabularies {data.src_vocab.size} / "
-          f"{data.tgt_vocab.size}; {cfg.cell}({cfg.hidden}) x {cfg.layers}, attention {cfg.attention}, reversed source {cfg.reverse_source}")
-    optimizer = rnnjax.make_optimizer("adam", cfg.learning_rate, clip="global_norm", clip_threshold=cfg.clip_threshold)
-    loss = token_loss(model)
-    step = rnnjax.make_train_step(lambda p, batch, key: loss(p, batch)[0], optimizer)
-    state = rnnjax.init_state(model.init(jax.random.key(cfg.seed)), optimizer, jax.random.key(cfg.seed + 1))
-    lengths = [s.size for s in sources]
-    epochs = {}
+    # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
+    with RunDir(out, dataclasses.asdict(cfg)) as held:
+        save_vocabs(out, data)
+        sources, targets, _ = data.splits["train"]
+        print(f"translate ({cfg.task}): {len(sources)} training pairs, vocabularies {data.src_vocab.size} / "
+              f"{data.tgt_vocab.size}; {cfg.cell}({cfg.hidden}) x {cfg.layers}, attention {cfg.attention}, reversed source {cfg.reverse_source}")
+        optimizer = rnnjax.make_optimizer("adam", cfg.learning_rate, clip="global_norm", clip_threshold=cfg.clip_threshold)
+        loss = token_loss(model)
+        step = rnnjax.make_train_step(lambda p, batch, key: loss(p, batch)[0], optimizer)
+        state = rnnjax.init_state(model.init(jax.random.key(cfg.seed)), optimizer, jax.random.key(cfg.seed + 1))
+        lengths = [s.size for s in sources]
+        epochs = {}
 
-    def batch_fn(i):
-        per_epoch = -(-len(sources) // cfg.batch)
-        epoch = i // per_epoch
-        if epoch not in epochs:
-            epochs.clear()
-            epochs[epoch] = padding.length_batches(lengths, cfg.batch, seed=cfg.seed * 1000 + epoch)
-        idx = epochs[epoch][i % per_epoch]
-        return make_batch([sources[j] for j in idx], [targets[j] for j in idx])
+        def batch_fn(i):
+            per_epoch = -(-len(sources) // cfg.batch)
+            epoch = i // per_epoch
+            if epoch not in epochs:
+                epochs.clear()
+                epochs[epoch] = padding.length_batches(lengths, cfg.batch, seed=cfg.seed * 1000 + epoch)
+            idx = epochs[epoch][i % per_epoch]
+            return make_batch([sources[j] for j in idx], [targets[j] for j in idx])
 
-    jloss = jax.jit(loss)
+        jloss = jax.jit(loss)
 
-    def evaluate(params):
-        src, tgt, _ = data.splits["validation"]
-        total = count = 0.0
-        for idx in padding.length_batches([s.size for s in src], 256):
-            value, n = jloss(params, make_batch([src[j] for j in idx], [tgt[j] for j in idx]))
-            total, count = total + float(value) * float(n), count + float(n)
-        return {"xent": total / count}
+        def evaluate(params):
+            src, tgt, _ = data.splits["validation"]
+            total = count = 0.0
+            for idx in padding.length_batches([s.size for s in src], 256):
+                value, n = jloss(params, make_batch([src[j] for j in idx], [tgt[j] for j in idx]))
+                total, count = total + float(value) * float(n), count + float(n)
+            return {"xent": total / count}
 
-    start = time.perf_counter()
-    state, history = rnnjax.fit(step, state, batch_fn, cfg.steps, out_dir=out, eval_fn=evaluate, eval_every=cfg.eval_every,
-                                log_every=50, checkpoint_every=cfg.eval_every, progress=progress)
-    train_s = time.perf_counter() - start
-    test_src, _, refs = data.splits["test"]
-    result = {"steps": cfg.steps, "train_wall_s": train_s, "validation_xent": history[-1].get("eval_xent"),
-              "truncated_test_sources": sum(len(words(s, cfg.task)) > cfg.max_src_len for s, _ in load(cfg)["test"])}
-    for name, beam in (("greedy", 1), (f"beam{cfg.beam}", cfg.beam)):
-        t0 = time.perf_counter()
-        scored = score(cfg, data.tgt_vocab, translate_ids(cfg, model, state.params, test_src, beam), refs)
-        result[name] = {k: v for k, v in scored.items() if k != "hypotheses"} | {"wall_s": time.perf_counter() - t0}
-        result[name]["examples"] = [{"source": s, "reference": r, "output": h} for (s, _), r, h in
-                                    list(zip(load(cfg)["test"], refs, scored["hypotheses"]))[:8]]
-    result["wall_s"] = time.perf_counter() - start
-    (out / "result.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    for name in ("greedy", f"beam{cfg.beam}"):
-        r = result[name]
-        print(f"test {name}: " + (f"BLEU {r['bleu']:.2f}, " if "bleu" in r else "") + f"exact match {r['exact_match']:.4f}")
-    for ex in result[f"beam{cfg.beam}"]["examples"][:5]:
-        print(f"  {ex['source']}\n    reference: {ex['reference']}\n    output:    {ex['output']}")
-    print(f"{result['wall_s']:.0f} s ({train_s:.0f} s training)")
-    return result
+        start = time.perf_counter()
+        state, history = rnnjax.fit(step, state, batch_fn, cfg.steps, out_dir=held, eval_fn=evaluate, eval_every=cfg.eval_every,
+                                    log_every=50, checkpoint_every=cfg.eval_every, progress=progress)
+        train_s = time.perf_counter() - start
+        test_src, _, refs = data.splits["test"]
+        result = {"steps": cfg.steps, "train_wall_s": train_s, "validation_xent": history[-1].get("eval_xent"),
+                  "truncated_test_sources": sum(len(words(s, cfg.task)) > cfg.max_src_len for s, _ in load(cfg)["test"])}
+        for name, beam in (("greedy", 1), (f"beam{cfg.beam}", cfg.beam)):
+            t0 = time.perf_counter()
+            scored = score(cfg, data.tgt_vocab, translate_ids(cfg, model, state.params, test_src, beam), refs)
+            result[name] = {k: v for k, v in scored.items() if k != "hypotheses"} | {"wall_s": time.perf_counter() - t0}
+            result[name]["examples"] = [{"source": s, "reference": r, "output": h} for (s, _), r, h in
+                                        list(zip(load(cfg)["test"], refs, scored["hypotheses"]))[:8]]
+        result["wall_s"] = time.perf_counter() - start
+        (out / "result.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        for name in ("greedy", f"beam{cfg.beam}"):
+            r = result[name]
+            print(f"test {name}: " + (f"BLEU {r['bleu']:.2f}, " if "bleu" in r else "") + f"exact match {r['exact_match']:.4f}")
+        for ex in result[f"beam{cfg.beam}"]["examples"][:5]:
+            print(f"  {ex['source']}\n    reference: {ex['reference']}\n    output:    {ex['output']}")
+        print(f"{result['wall_s']:.0f} s ({train_s:.0f} s training)")
+        return result
 
 
 # --- translating from a checkpoint ----------------------------------------------------------------

@@ -23,6 +23,7 @@ import rnnjax
 from experiments import _cli, _common, _lm, char_lm
 from rnnjax.datasets import ngram, tokens
 from rnnjax.models import language_model
+from rnnjax.run_dir import RunDir
 
 CELLS = {"lstm": rnnjax.lstm, "gru": rnnjax.gru, "rnn": rnnjax.rnn}
 
@@ -66,20 +67,20 @@ def run(cfg: Config, out=None, progress: bool = True):
     model = language_model(vocab.size, CELLS[cfg.cell](cfg.hidden), cfg.layers, cfg.embed, fast=cfg.fast)
     state, step, batch_fn = _lm.training(cfg, model, ids["train"])
     validation, test = _lm.evaluator(model, ids["validation"]), _lm.evaluator(model, ids["test"])
-    rnnjax.checkpoint.check_writable(out)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
-    start = time.perf_counter()
-    state, history = rnnjax.fit(
-        step, state, batch_fn, cfg.steps, out_dir=out, eval_fn=lambda p: {"nats": validation(p)},
-        eval_every=cfg.eval_every, log_every=50, checkpoint_every=cfg.checkpoint_every, progress=progress,
-    )
-    rnn = {"validation": math.exp(history[-1]["eval_nats"]), "test": math.exp(float(test(state.params))),
-           "wall_s": time.perf_counter() - start}
-    result = {"rnn": rnn, "trigram": counts, "steps": cfg.steps}
-    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{cfg.layers} x {cfg.cell}({cfg.hidden}) perplexity: validation {rnn['validation']:.1f}, test {rnn['test']:.1f} "
-          f"({rnn['wall_s']:.0f} s); trigram: validation {counts['validation']:.1f}, test {counts['test']:.1f}")
-    return result
+    # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
+    with RunDir(out, dataclasses.asdict(cfg)) as held:
+        start = time.perf_counter()
+        state, history = rnnjax.fit(
+            step, state, batch_fn, cfg.steps, out_dir=held, eval_fn=lambda p: {"nats": validation(p)},
+            eval_every=cfg.eval_every, log_every=50, checkpoint_every=cfg.checkpoint_every, progress=progress,
+        )
+        rnn = {"validation": math.exp(history[-1]["eval_nats"]), "test": math.exp(float(test(state.params))),
+               "wall_s": time.perf_counter() - start}
+        result = {"rnn": rnn, "trigram": counts, "steps": cfg.steps}
+        (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(f"{cfg.layers} x {cfg.cell}({cfg.hidden}) perplexity: validation {rnn['validation']:.1f}, test {rnn['test']:.1f} "
+              f"({rnn['wall_s']:.0f} s); trigram: validation {counts['validation']:.1f}, test {counts['test']:.1f}")
+        return result
 
 
 def main(argv=None):

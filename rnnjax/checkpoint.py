@@ -2,11 +2,14 @@
 
 Each save is written to a temporary folder and renamed into place when complete (orbax's atomic commit),
 so a run killed mid-save leaves the previous checkpoint intact; a folder that orbax never finalised is
-ignored on restore.
+ignored on restore. After the commit a SHA-256 digest of the checkpoint's files is written into its
+folder (``rnnjax.sha256``) and checked before every restore, so bytes changed on disk (a flipped bit, a
+file overwritten at the same size) are refused instead of restored as wrong weights.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
 
@@ -28,6 +31,18 @@ def _to_saveable(state):
 def _from_saved(state, template):
     impl = jax.random.key_impl(template.key)
     return state._replace(key=jax.random.wrap_key_data(state.key, impl=impl))
+
+
+DIGEST = "rnnjax.sha256"
+
+
+def _digest(folder: pathlib.Path) -> str:
+    """SHA-256 over every file of a checkpoint folder (relative path and bytes), the digest file excepted."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != DIGEST):
+        h.update(str(path.relative_to(folder)).encode() + b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 class Checkpointer:
@@ -60,6 +75,17 @@ class Checkpointer:
         )
         self._manager.save(step, args=args, force=True)
         self._manager.wait_until_finished()
+        folder = self.directory / str(step)
+        (folder / DIGEST).write_text(_digest(folder) + "\n")
+
+    def _verify(self, step) -> None:
+        folder = self.directory / str(step)
+        saved = folder / DIGEST
+        if saved.exists() and saved.read_text().strip() != _digest(folder):
+            raise CheckpointError(
+                f"checkpoint {step} in {self.directory} fails its digest: its files changed after it was saved. "
+                f"Delete {folder} to resume from the checkpoint before it, or start over in a new output folder"
+            )
 
     def _check_shapes(self, step, target):
         try:
@@ -94,6 +120,7 @@ class Checkpointer:
         target = jax.tree.map(
             lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), _to_saveable(template)
         )
+        self._verify(step)
         self._check_shapes(step, target)
         try:
             restored = self._manager.restore(

@@ -22,7 +22,8 @@ import numpy as np
 import optax
 
 from rnnjax._ops import path_name
-from rnnjax.checkpoint import Checkpointer, check_writable
+from rnnjax.checkpoint import Checkpointer
+from rnnjax.run_dir import RunDir, read_metrics
 
 
 class TrainState(NamedTuple):
@@ -142,6 +143,7 @@ def fit(
     resume: bool = True,
     progress: bool = True,
     plot: bool = True,
+    config: dict | None = None,
 ):
     """Runs ``train_step`` until ``state.step == steps``; returns ``(state, history)``.
 
@@ -151,21 +153,38 @@ def fit(
       batch_fn: ``batch_fn(step) -> batch``, a pure function of the step, so the data position is the
         step and a resumed run sees exactly the batches the interrupted one would have.
       steps: the total number of updates.
-      out_dir: receives ``metrics.jsonl`` (one line per logged or evaluated step), ``metrics.json`` (the
+      out_dir: a folder (or a :class:`rnnjax.run_dir.RunDir` the caller already holds) that receives ``metrics.jsonl`` (one line per logged or evaluated step), ``metrics.json`` (the
         last values), ``loss_curve.png`` and ``checkpoints/``; ``None`` writes nothing.
       eval_fn: ``eval_fn(params) -> dict of scalars``, run every ``eval_every`` steps and at the end.
       checkpoint_every: save every so many steps (and at the end); 0 saves only at the end.
       resume: continue from the newest checkpoint in ``out_dir`` if there is one.
+      config: the run's settings (a JSON-able dict), saved to ``out_dir/config.json`` at the start and
+        compared with it on a resume (:mod:`rnnjax.run_dir`: the folder is locked for the run, a changed
+        config is refused, ``metrics.jsonl`` keeps each step once, ``metrics.json`` never loses keys).
 
     Raises:
       NonFiniteError: when the loss or a norm is NaN or infinite; checkpoints already written stay.
       OSError: when ``out_dir`` cannot be written.
+      RunDirError: when ``out_dir`` is in use by another run or holds a run with another ``config``.
+      CheckpointError: when the newest checkpoint cannot be read or fails its digest.
     """
-    out = None if out_dir is None else check_writable(out_dir)
+    if out_dir is None or isinstance(out_dir, RunDir):  # a RunDir: the caller holds the folder for longer
+        return _fit(train_step, state, batch_fn, steps, out_dir, eval_fn, eval_every, log_every, checkpoint_every,
+                    resume, progress, plot)
+    with RunDir(out_dir, config) as run:
+        return _fit(train_step, state, batch_fn, steps, run, eval_fn, eval_every, log_every, checkpoint_every,
+                    resume, progress, plot)
+
+
+def _fit(train_step, state, batch_fn, steps, run, eval_fn, eval_every, log_every, checkpoint_every, resume,
+         progress, plot):
+    out = None if run is None else run.path
     ckpt = None if out is None else Checkpointer(out / "checkpoints")
     if ckpt is not None and resume and ckpt.latest_step() is not None:
         state, meta = ckpt.restore(state)
         print(f"resumed from {ckpt.directory} at step {meta['step']}")
+    if run is not None:
+        run.cut_metrics(int(state.step))  # the steps after the checkpoint will be logged again
     history: list[dict] = []
     log = None if out is None else open(out / "metrics.jsonl", "a")
     start_step = int(state.step)
@@ -199,20 +218,13 @@ def fit(
     if not history and eval_fn is not None:  # resumed at the end: nothing ran, but report where it stands
         last = {"step": int(state.step), **{f"eval_{k}": float(v) for k, v in eval_fn(state.params).items()}}
         history.append(last)
-    if out is not None and not last:
-        last = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
-    if out is not None:
-        (out / "metrics.json").write_text(json.dumps(last, indent=2) + "\n")
+    if run is not None:
+        run.write_summary(last)
         if plot:
             from rnnjax.plotting import loss_curve
 
             loss_curve(read_metrics(out / "metrics.jsonl"), out / "loss_curve.png")
     return state, history
-
-
-def read_metrics(path) -> list[dict]:
-    """The records of a ``metrics.jsonl``, one dict per line."""
-    return [json.loads(line) for line in pathlib.Path(path).read_text().splitlines() if line.strip()]
 
 
 class _progress:

@@ -134,6 +134,9 @@ def test_checkpoint_round_trip_and_bad_checkpoints(tmp_path):
 
     biggest = max((p for p in (tmp_path / "a").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     biggest.write_bytes(biggest.read_bytes()[: biggest.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="checkpoint 1 .* fails its digest"):
+        Checkpointer(tmp_path / "a").restore(state)
+    (tmp_path / "a" / "1" / "rnnjax.sha256").unlink()  # a checkpoint without a digest: orbax's own errors
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         Checkpointer(tmp_path / "a").restore(state)
     with pytest.raises(CheckpointError, match="no checkpoint in"):

@@ -1,0 +1,132 @@
+"""The run-folder contract (rnnjax.run_dir), with real processes where the issue asks for them (issue 18)."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import pytest
+
+import rnnjax
+from rnnjax.checkpoint import Checkpointer
+from rnnjax.run_dir import RunDir, RunDirError, read_metrics
+from tests.test_train import batch_at, regression_setup
+
+ROOT = pathlib.Path(__file__).parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def adding(out, *extra, steps=200):
+    return [sys.executable, "-m", "experiments.adding", "--quick", f"--out={out}", f"--steps={steps}",
+            "--checkpoint_every=25", *extra]
+
+
+def wait_for_checkpoint(proc, folder, at_least, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        ckpts = folder / "checkpoints"
+        if ckpts.exists() and (Checkpointer(ckpts).latest_step() or 0) >= at_least:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the run finished (or stalled) before its checkpoint")
+
+
+def test_a_second_run_into_a_busy_folder_is_refused_and_the_first_finishes_intact(tmp_path):
+    """Issue 18: two runs into one --out both finished, rewriting each other's checkpoints and
+    interleaving metrics.jsonl."""
+    out = tmp_path / "run"
+    first = subprocess.Popen(adding(out, steps=3000), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_checkpoint(first, out, 25)
+    second = subprocess.run(adding(out, steps=3000), cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert second.returncode == 2
+    assert f"error: output folder {str(out)!r} is in use by another run (process {first.pid})" in second.stderr
+    assert "Traceback" not in second.stderr
+    _, first_err = first.communicate(timeout=300)
+    assert first.returncode == 0, first_err
+    steps = [r["step"] for r in read_metrics(out / "metrics.jsonl")]
+    assert steps == sorted(set(steps)) and steps[-1] == 3000
+
+
+def test_resume_with_a_changed_config_is_refused_with_the_keys_named(tmp_path):
+    """Issue 18: changing the learning rate or seed and rerunning into the same --out continued silently."""
+    out = tmp_path / "run"
+    subprocess.run(adding(out, steps=50), cwd=ROOT, env=ENV, check=True, capture_output=True)
+    saved = (out / "config.json").read_text()
+    changed = subprocess.run(adding(out, "--learning_rate=0.5", "--seed=3", steps=50), cwd=ROOT, env=ENV,
+                             capture_output=True, text=True)
+    assert changed.returncode == 2 and "Traceback" not in changed.stderr
+    assert "another config (learning_rate: saved 0.01, now 0.5, seed: saved 0, now 3)" in changed.stderr
+    assert (out / "config.json").read_text() == saved
+
+
+def test_sigterm_then_resume_logs_each_step_once_with_the_uninterrupted_values(tmp_path):
+    """Issue 18: after an interruption, metrics.jsonl held the steps between the last checkpoint and the
+    interruption twice."""
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    subprocess.run(adding(full), cwd=ROOT, env=ENV, check=True, capture_output=True)
+    proc = subprocess.Popen(adding(cut), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_checkpoint(proc, cut, 50)
+    time.sleep(0.3)  # let it log past the checkpoint
+    proc.send_signal(signal.SIGTERM)
+    proc.wait()
+    assert Checkpointer(cut / "checkpoints").latest_step() < 200
+    subprocess.run(adding(cut), cwd=ROOT, env=ENV, check=True, capture_output=True)
+    records = read_metrics(cut / "metrics.jsonl")
+    expected = read_metrics(full / "metrics.jsonl")
+    assert [r["step"] for r in records] == [r["step"] for r in expected]
+    assert [r["loss"] for r in records] == [r["loss"] for r in expected]
+
+
+def test_a_flipped_byte_in_a_checkpoint_is_refused_with_the_step_named(tmp_path):
+    """Issue 18: a checkpoint whose bytes were flipped (same size) restored without a word, with wrong weights."""
+    out = tmp_path / "run"
+    subprocess.run(adding(out, steps=50), cwd=ROOT, env=ENV, check=True, capture_output=True)
+    step = Checkpointer(out / "checkpoints").latest_step()
+    data = [p for p in (out / "checkpoints" / str(step)).rglob("*") if p.is_file() and "/d/" in str(p)]
+    target = max(data, key=lambda p: p.stat().st_size)
+    raw = bytearray(target.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    target.write_bytes(bytes(raw))
+    rerun = subprocess.run(adding(out, steps=50), cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert rerun.returncode == 1 and "Traceback" not in rerun.stderr
+    assert f"error: checkpoint {step} in" in rerun.stderr and "fails its digest" in rerun.stderr
+    assert f"Delete {out.absolute() / 'checkpoints' / str(step)}" in rerun.stderr
+
+
+def test_a_torn_last_line_is_dropped_and_a_finished_rerun_keeps_metrics_json(tmp_path):
+    """Issue 18: a torn last line of metrics.jsonl broke plotting on every rerun; rerunning a finished run
+    replaced metrics.json with a stub."""
+    _, params, loss_fn, opt = regression_setup()
+    step = rnnjax.make_train_step(loss_fn, opt)
+    fresh = lambda: rnnjax.init_state(params, opt, jax.random.key(1))  # noqa: E731
+    rnnjax.fit(step, fresh(), batch_at, 20, out_dir=tmp_path, log_every=5, progress=False,
+               eval_fn=lambda p: {"norm": sum(float((x**2).sum()) for x in jax.tree.leaves(p))})
+    summary = json.loads((tmp_path / "metrics.json").read_text())
+    assert {"loss", "grad_norm", "eval_norm"} <= set(summary)
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 25, "lo')  # a write cut short
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [5, 10, 15, 20]
+    rnnjax.fit(step, fresh(), batch_at, 20, out_dir=tmp_path, log_every=5, progress=False,
+               eval_fn=lambda p: {"norm": 0.0})
+    again = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(again) == set(summary) and again["loss"] == summary["loss"] and again["eval_norm"] == 0.0
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [5, 10, 15, 20]
+    (tmp_path / "metrics.jsonl").write_text('{"step": 5}\nnot json\n{"step": 10}\n')
+    with pytest.raises(ValueError, match="line 2 is not a JSON record"):
+        read_metrics(tmp_path / "metrics.jsonl")
+
+
+def test_the_lock_is_held_for_the_run_and_released_after(tmp_path):
+    with RunDir(tmp_path, {"a": 1}):
+        with pytest.raises(RunDirError, match=f"process {os.getpid()}"):
+            RunDir(tmp_path, {"a": 1})
+    with RunDir(tmp_path, {"a": 1}):  # released: the same config resumes
+        pass
+    with pytest.raises(RunDirError, match=r"another config \(a: saved 1, now 2, b: saved '\(absent\)', now 3\)"):
+        RunDir(tmp_path, {"a": 2, "b": 3})
+    with RunDir(tmp_path, {"a": 1}):  # a refused config released the lock too
+        pass
