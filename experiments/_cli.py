@@ -70,10 +70,10 @@ def parse(config_cls, quick: dict, argv: list[str]):
             overrides[name] = _parse_value(fields[name], raw)
         except ValueError as err:
             raise ConfigError(f"bad value for {name}: {err}; valid keys: {valid_keys(config_cls)}") from None
-    config = config_cls()
-    if use_quick:
-        config = dataclasses.replace(config, **quick)
-    return dataclasses.replace(config, **overrides), out
+    try:
+        return config_cls(**{**(quick if use_quick else {}), **overrides}), out
+    except ValueError as err:  # a config's own checks (TrainConfig.__post_init__)
+        raise ConfigError(f"{err}") from None
 
 
 def main(config_cls, quick: dict, run, argv=None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import optax
 
@@ -46,6 +47,20 @@ class TrainConfig:
     # rnnjax.unroll's fast path (the fused backward pass; for a linear cell, the parallel scan on GPU/TPU);
     # false: the plain sequential lax.scan of the cell's step. The same function and gradients up to rounding.
     fast: bool = True
+
+    def __post_init__(self):
+        """Values that would make training meaningless are refused before any work, with the field named."""
+        for name in ("hidden", "batch", "steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("eval_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0: only at the end), got {getattr(self, name)}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
+        if self.clip != "none" and not (math.isfinite(self.clip_threshold) and self.clip_threshold > 0):
+            raise ValueError(f"clip_threshold must be a positive number (or clip=none), got {self.clip_threshold}"
+                             " (0 would make every update zero)")
 
 
 def make_optimizer(cfg: TrainConfig):

@@ -94,3 +94,22 @@ def test_unknown_cells_are_refused_by_every_experiment():
         adding.build(adding.Config(cell="mingru"))
     with pytest.raises(ValueError, match="unknown cell 'mingru'"):
         char_lm.build(char_lm.Config(**char_lm.QUICK, cell="mingru"), None)
+
+
+@pytest.mark.parametrize("arg,message", [
+    ("--steps=0", "steps must be at least 1, got 0"),
+    ("--steps=-5", "steps must be at least 1, got -5"),
+    ("--hidden=0", "hidden must be at least 1"),
+    ("--learning_rate=-0.1", "learning_rate must be a positive number, got -0.1"),
+    ("--learning_rate=nan", "learning_rate must be a positive number, got nan"),
+    ("--clip_threshold=0", "clip_threshold must be a positive number"),
+    ("--eval_every=-1", "eval_every must be >= 0"),
+])
+def test_values_that_make_training_meaningless_are_refused_before_any_work(arg, message, tmp_path, capsys):
+    """Issue 18: --steps <= 0, a negative learning rate and --clip_threshold=0 were accepted and exited 0."""
+    with pytest.raises(SystemExit) as exit_:
+        adding.main(["--quick", f"--out={tmp_path / 'run'}", arg])
+    assert exit_.value.code == 2
+    assert f"error: {message}" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    adding.Config(clip="none", clip_threshold=0.0)  # no clipping: the threshold is not used
