@@ -93,7 +93,9 @@ def _same_shapes(given, expected, name: str, what: str, where: str) -> None:
         raise ValueError(f"{name}: {what} do not match {where}: {detail}")
     for (path, g), e in zip(jax.tree_util.tree_flatten_with_path(given)[0], jax.tree.leaves(expected)):
         if jnp.shape(g) != e.shape:
-            raise ValueError(f"{name}: {_path(what, path)} has shape {tuple(jnp.shape(g))}, but {where} gives {e.shape}")
+            raise ValueError(
+                f"{name}: {_path(what, path)} has shape {tuple(jnp.shape(g))}, but {where} gives {e.shape}"
+            )
 
 
 def against_cell(cell, params, carry, input_size: int) -> None:

@@ -79,7 +79,9 @@ class RunDir:
         missing = object()
         differ = sorted(k for k in set(saved) | set(config) if saved.get(k, missing) != config.get(k, missing))
         if differ:
-            detail = ", ".join(f"{k}: saved {saved.get(k, '(absent)')!r}, now {config.get(k, '(absent)')!r}" for k in differ)
+            detail = ", ".join(
+                f"{k}: saved {saved.get(k, '(absent)')!r}, now {config.get(k, '(absent)')!r}" for k in differ
+            )
             raise RunDirError(
                 f"output folder {str(self.path)!r} holds a run with another config ({detail}); rerun with the "
                 "saved settings to resume it, or choose another output folder (or delete this one) to start over"

@@ -9,6 +9,7 @@ clear message when a metric is not finite.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import pathlib
@@ -153,8 +154,9 @@ def fit(
       batch_fn: ``batch_fn(step) -> batch``, a pure function of the step, so the data position is the
         step and a resumed run sees exactly the batches the interrupted one would have.
       steps: the total number of updates.
-      out_dir: a folder (or a :class:`rnnjax.run_dir.RunDir` the caller already holds) that receives ``metrics.jsonl`` (one line per logged or evaluated step), ``metrics.json`` (the
-        last values), ``loss_curve.png`` and ``checkpoints/``; ``None`` writes nothing.
+      out_dir: a folder, or a :class:`rnnjax.run_dir.RunDir` the caller already holds, that receives
+        ``metrics.jsonl`` (one line per logged or evaluated step), ``metrics.json`` (the last values),
+        ``loss_curve.png`` and ``checkpoints/``; ``None`` writes nothing.
       eval_fn: ``eval_fn(params) -> dict of scalars``, run every ``eval_every`` steps and at the end.
       checkpoint_every: save every so many steps (and at the end); 0 saves only at the end.
       resume: continue from the newest checkpoint in ``out_dir`` if there is one.
@@ -168,63 +170,58 @@ def fit(
       RunDirError: when ``out_dir`` is in use by another run or holds a run with another ``config``.
       CheckpointError: when the newest checkpoint cannot be read or fails its digest.
     """
-    if out_dir is None or isinstance(out_dir, RunDir):  # a RunDir: the caller holds the folder for longer
-        return _fit(train_step, state, batch_fn, steps, out_dir, eval_fn, eval_every, log_every, checkpoint_every,
-                    resume, progress, plot)
-    with RunDir(out_dir, config) as run:
-        return _fit(train_step, state, batch_fn, steps, run, eval_fn, eval_every, log_every, checkpoint_every,
-                    resume, progress, plot)
+    if config is not None and isinstance(out_dir, RunDir):
+        raise ValueError("fit: config goes to the RunDir that is passed as out_dir, which has checked it already")
+    owned = out_dir is not None and not isinstance(out_dir, RunDir)  # a RunDir: the caller holds it for longer
+    with RunDir(out_dir, config) if owned else contextlib.nullcontext(out_dir) as run:
+        out = None if run is None else run.path
+        ckpt = None if out is None else Checkpointer(out / "checkpoints")
+        if ckpt is not None and resume and ckpt.latest_step() is not None:
+            state, meta = ckpt.restore(state)
+            print(f"resumed from {ckpt.directory} at step {meta['step']}")
+        if run is not None:
+            run.cut_metrics(int(state.step))  # the steps after the checkpoint will be logged again
+        history: list[dict] = []
+        log = None if out is None else open(out / "metrics.jsonl", "a")
+        start_step = int(state.step)
+        bar = _progress(start_step, steps, progress)
+        t0, last = time.perf_counter(), {}
+        try:
+            for step in range(start_step, steps):
+                state, metrics = train_step(state, batch_fn(step))
+                done = step + 1
+                record = None
+                if done % max(log_every, 1) == 0 or done == steps:
+                    record = {"step": done, **{k: float(v) for k, v in metrics.items()}}
+                    check_finite(done, record)
+                if eval_fn is not None and ((eval_every and done % eval_every == 0) or done == steps):
+                    evaluated = {f"eval_{k}": float(v) for k, v in eval_fn(state.params).items()}
+                    record = {**(record or {"step": done}), **evaluated}
+                if record is not None:
+                    rate = (done - start_step) / (time.perf_counter() - t0)
+                    record["steps_per_s"] = rate
+                    history.append(record)
+                    last = record
+                    if log is not None:
+                        log.write(json.dumps(record) + "\n")
+                        log.flush()
+                    bar.update(done, record)
+                if ckpt is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == steps):
+                    ckpt.save(state, data_position=done)
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
+        if not history and eval_fn is not None:  # resumed at the end: nothing ran, but report where it stands
+            last = {"step": int(state.step), **{f"eval_{k}": float(v) for k, v in eval_fn(state.params).items()}}
+            history.append(last)
+        if run is not None:
+            run.write_summary(last)
+            if plot:
+                from rnnjax.plotting import loss_curve
 
-
-def _fit(train_step, state, batch_fn, steps, run, eval_fn, eval_every, log_every, checkpoint_every, resume,
-         progress, plot):
-    out = None if run is None else run.path
-    ckpt = None if out is None else Checkpointer(out / "checkpoints")
-    if ckpt is not None and resume and ckpt.latest_step() is not None:
-        state, meta = ckpt.restore(state)
-        print(f"resumed from {ckpt.directory} at step {meta['step']}")
-    if run is not None:
-        run.cut_metrics(int(state.step))  # the steps after the checkpoint will be logged again
-    history: list[dict] = []
-    log = None if out is None else open(out / "metrics.jsonl", "a")
-    start_step = int(state.step)
-    bar = _progress(start_step, steps, progress)
-    t0, last = time.perf_counter(), {}
-    try:
-        for step in range(start_step, steps):
-            state, metrics = train_step(state, batch_fn(step))
-            done = step + 1
-            record = None
-            if done % max(log_every, 1) == 0 or done == steps:
-                record = {"step": done, **{k: float(v) for k, v in metrics.items()}}
-                check_finite(done, record)
-            if eval_fn is not None and ((eval_every and done % eval_every == 0) or done == steps):
-                record = {**(record or {"step": done}), **{f"eval_{k}": float(v) for k, v in eval_fn(state.params).items()}}
-            if record is not None:
-                rate = (done - start_step) / (time.perf_counter() - t0)
-                record["steps_per_s"] = rate
-                history.append(record)
-                last = record
-                if log is not None:
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
-                bar.update(done, record)
-            if ckpt is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == steps):
-                ckpt.save(state, data_position=done)
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
-    if not history and eval_fn is not None:  # resumed at the end: nothing ran, but report where it stands
-        last = {"step": int(state.step), **{f"eval_{k}": float(v) for k, v in eval_fn(state.params).items()}}
-        history.append(last)
-    if run is not None:
-        run.write_summary(last)
-        if plot:
-            from rnnjax.plotting import loss_curve
-
-            loss_curve(read_metrics(out / "metrics.jsonl"), out / "loss_curve.png")
-    return state, history
+                loss_curve(read_metrics(out / "metrics.jsonl"), out / "loss_curve.png")
+        return state, history
 
 
 class _progress:
