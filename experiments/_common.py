@@ -20,56 +20,100 @@ CELLS = {
     "min_lstm": lambda h: rnnjax.min_lstm(h),
     "lru": lambda h: rnnjax.lru(h),
 }
-"""The cells of the experiments (adding problem, copy, sequential MNIST, char LM, sweeps), by config name.
-A model reads a cell's outputs ``ys`` (``ys[-1]`` for one prediction per sequence), never its carry: the
-LRU's carry is its complex state, not its output."""
+"""The one table of the experiments' cells, by config name (``--cell``). A model reads a cell's outputs
+``ys`` (``ys[-1]`` for one prediction per sequence), never its carry: the LRU's carry is its complex state,
+not its output. Models that hand a carry on (the encoder–decoder) take the cells whose carry is their state."""
+
+CARRY_CELLS = ("lstm", "gru", "rnn", "irnn")
+"""The cells whose carry can start another network (the encoder's final carry starts the decoder)."""
 
 
-def make_cell(name: str, hidden: int):
-    if name not in CELLS:
-        raise ValueError(f"unknown cell {name!r}; expected one of {sorted(CELLS)}")
+def make_cell(name: str, hidden: int, allowed=None):
+    """``CELLS[name](hidden)``; ``allowed`` narrows the choice for a model that needs it."""
+    allowed = tuple(CELLS) if allowed is None else allowed
+    if name not in allowed:
+        raise ValueError(f"unknown cell {name!r}; expected one of {sorted(allowed)}")
     return CELLS[name](hidden)
 
 
+ZERO_ALLOWED = frozenset({"seed", "permutation_seed", "eval_every", "checkpoint_every", "run_folds", "chunk", "remat",
+                          "eval_subset", "train_subset", "min_count"})
+"""Integer settings for which 0 means something (a seed; "only at the end"; "all"; "none"). Every other
+integer setting is a size or a count and must be at least 1."""
+
+
+def check_values(cfg) -> None:
+    """Refuses, with the field named, settings that would make a run meaningless (before any work is done):
+    sizes and counts below 1 (other integers below 0), NaN or infinite numbers, a learning rate or clip
+    threshold that is not positive (0 would make every update zero), a dropout rate outside [0, 1), a
+    negative temperature, beam width or length penalty; a cell not in the table."""
+    if hasattr(cfg, "cell"):  # ``CELL_CHOICES``: a config's narrower choice (the encoder–decoder's)
+        make_cell(cfg.cell, 1, allowed=getattr(type(cfg), "CELL_CHOICES", None))
+    for field in dataclasses.fields(cfg):
+        name, value = field.name, getattr(cfg, field.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if isinstance(value, int):
+            low = 0 if name in ZERO_ALLOWED else 1
+            if value < low:
+                raise ValueError(f"{name} must be at least {low}" + (" (0: only at the end / all / none)" if low == 0 else "")
+                                 + f", got {value}")
+            continue
+        if name.startswith("clip") and getattr(cfg, "clip", "") == "none":
+            continue
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
+        if ("learning_rate" in name or name.startswith("clip") or name.endswith("scale")) and value <= 0:
+            raise ValueError(f"{name} must be a positive number, got {value}"
+                             + (" (0 would make every update zero)" if name.startswith("clip") else ""))
+        if name.endswith("dropout") and not 0 <= value < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+
+
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class Checked:
+    """A config whose numbers are checked when it is made (:func:`check_values`); subclasses add fields."""
+
+    def __post_init__(self):
+        check_values(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig(Checked):
+    """The fields of every trained experiment's config: the model's width, the batch, the optimiser."""
+
     hidden: int = 128
     batch: int = 50
-    steps: int = 6000
     optimizer: str = "rmsprop"
     learning_rate: float = 1e-3
     schedule: str = "constant"
     clip: str = "global_norm"
     clip_threshold: float = 1.0
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(OptimizerConfig):
+    """An experiment trained for ``steps`` updates by ``rnnjax.fit``, evaluated and checkpointed every so often."""
+
+    steps: int = 6000
     eval_every: int = 250
     checkpoint_every: int = 1000
-    seed: int = 0
     # rnnjax.unroll's fast path (the fused backward pass; for a linear cell, the parallel scan on GPU/TPU);
     # false: the plain sequential lax.scan of the cell's step. The same function and gradients up to rounding.
     fast: bool = True
 
-    def __post_init__(self):
-        """Values that would make training meaningless are refused before any work, with the field named."""
-        for name in ("hidden", "batch", "steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("eval_every", "checkpoint_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 (0: only at the end), got {getattr(self, name)}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
-        if self.clip != "none" and not (math.isfinite(self.clip_threshold) and self.clip_threshold > 0):
-            raise ValueError(f"clip_threshold must be a positive number (or clip=none), got {self.clip_threshold}"
-                             " (0 would make every update zero)")
 
-
-def make_optimizer(cfg: TrainConfig):
-    """``rnnjax.make_optimizer`` from a config: ``schedule`` is ``constant`` or ``cosine`` (to lr/10)."""
+def make_optimizer(cfg: OptimizerConfig, steps: int | None = None):
+    """``rnnjax.make_optimizer`` from a config: ``schedule`` is ``constant`` or ``cosine`` (to lr/10 over
+    ``steps``, by default ``cfg.steps``)."""
     if cfg.schedule not in ("constant", "cosine"):
         raise ValueError(f"unknown schedule {cfg.schedule!r}; expected 'constant' or 'cosine'")
     lr = cfg.learning_rate
     if cfg.schedule == "cosine":
-        lr = optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps, alpha=0.1)
+        lr = optax.cosine_decay_schedule(cfg.learning_rate, steps or cfg.steps, alpha=0.1)
     clip = None if cfg.clip == "none" else cfg.clip
     return rnnjax.make_optimizer(cfg.optimizer, lr, clip=clip, clip_threshold=cfg.clip_threshold)
 

@@ -17,11 +17,9 @@ def training(cfg, model, train_ids):
     ``cfg`` needs ``batch``, ``length``, ``seed`` and the optimiser fields of ``_common.TrainConfig``.
     The carry is reset to zeros at the first batch of every epoch.
     """
-    k_init, k_run = jax.random.split(jax.random.key(cfg.seed))
-    params = model.init(k_init)
-    optimizer = _common.make_optimizer(cfg)
+    state, optimizer = initial_state(cfg, model)
+    zeros = state.carry
     train = tokens.stream(train_ids, cfg.batch, cfg.length)
-    zeros = jax.vmap(lambda _: model.initial_carry(params))(jnp.arange(cfg.batch))
 
     def loss_fn(params, batch, key, carry):
         del key
@@ -34,8 +32,17 @@ def training(cfg, model, train_ids):
         i = step % train.num_batches
         return train.inputs[i], train.targets[i], jnp.asarray(i == 0)
 
-    state = rnnjax.init_state(params, optimizer, k_run, carry=zeros)
     return state, rnnjax.make_train_step(loss_fn, optimizer, stateful=True), batch_fn
+
+
+def initial_state(cfg, model):
+    """``(state, optimizer)``: the training state at step 0, its carry zeros for ``cfg.batch`` streams (also
+    the template a saved run is restored into)."""
+    k_init, k_run = jax.random.split(jax.random.key(cfg.seed))
+    params = model.init(k_init)
+    optimizer = _common.make_optimizer(cfg)
+    zeros = jax.vmap(lambda _: model.initial_carry(params))(jnp.arange(cfg.batch))
+    return rnnjax.init_state(params, optimizer, k_run, carry=zeros), optimizer
 
 
 def evaluator(model, ids, rows: int = 32, length: int = 200):

@@ -77,7 +77,7 @@ def run(cfg: Config, out=None, progress: bool = True):
 
 
 def main(argv=None):
-    _cli.main(Config, QUICK, run, argv)
+    return _cli.main(Config, QUICK, run, argv)
 
 
 if __name__ == "__main__":

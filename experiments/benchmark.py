@@ -30,6 +30,8 @@ preloaded) is printed on every row; ``make bench`` preloads tcmalloc where it is
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import os
 import pathlib
 import statistics
@@ -43,12 +45,12 @@ import numpy as np
 import optax
 
 import rnnjax
+from experiments import _cli, _common
 
 CONFIGS = {"S": (32, 128, 64, 256), "M": (64, 256, 128, 512), "L": (1, 1000, 32, 128)}  # batch, T, input, hidden
 QUICK_CONFIGS = {"S": (4, 12, 6, 8), "L": (1, 40, 3, 5)}
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
-CELLS = {"lstm": rnnjax.lstm, "gru": rnnjax.gru, "rnn": rnnjax.rnn,
-         "min_gru": rnnjax.min_gru, "min_lstm": rnnjax.min_lstm, "lru": rnnjax.lru}
+CELLS = _common.CELLS
 LINEAR = ("min_gru", "min_lstm", "lru")
 LR, DECAY, CLIP = 1e-3, 0.99, 1.0
 
@@ -436,51 +438,82 @@ def profile(config="S", cell_name="lstm", repeats=10, quick=False):
     return rows
 
 
+def _names(text: str, table, what: str) -> list[str]:
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    bad = [c for c in names if c not in table]
+    if bad or not names:
+        raise ValueError(f"unknown {what} {bad or '(none given)'}; expected some of {sorted(table)}, comma-separated")
+    return names
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(_common.Checked):
+    configs: str = ""  # comma-separated names from CONFIGS (QUICK_CONFIGS with tiny); "" is all of them
+    cells: str = "lstm,gru,rnn"
+    repeats: int = 10
+    tiny: bool = False  # the tiny shapes of QUICK_CONFIGS: a smoke run
+
+    def __post_init__(self):
+        super().__post_init__()
+        _names(self.configs or ",".join(self.table), self.table, "configs")
+        _names(self.cells, GATES, "cells")
+
+    @property
+    def table(self):
+        return QUICK_CONFIGS if self.tiny else CONFIGS
+
+
+QUICK = dict(tiny=True, repeats=3)
+
+
+def _main_table(cfg: Config, out=None):
+    del out  # the benchmark prints its tables; it keeps no run folder
+    configs = _names(cfg.configs or ",".join(cfg.table), cfg.table, "configs")
+    return run(configs, _names(cfg.cells, GATES, "cells"), cfg.repeats, quick=cfg.tiny)
+
+
+def _profile_arguments(parser):
+    parser.add_argument("--config", choices=list(CONFIGS), default="S", help="the shape (default: S)")
+    parser.add_argument("--cell", choices=list(GATES), default="lstm", help="the cell (default: lstm)")
+    parser.add_argument("--repeats", type=_cli.positive_int, default=10, help="timed repeats (default: 10)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run with tiny shapes")
+
+
+def _linear_arguments(parser):
+    def lengths(raw):
+        values = [_cli.positive_int(v) for v in raw.split(",") if v.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected comma-separated lengths >= 1, got {raw!r}")
+        return tuple(values)
+
+    parser.add_argument("--lengths", type=lengths, default=(128, 512, 2048, 8192), help="T values (default: 128,512,2048,8192)")
+    for name, default in (("batch", 16), ("inputs", 32), ("hidden", 128), ("repeats", 5)):
+        parser.add_argument(f"--{name}", type=_cli.positive_int, default=default, help=f"(default: {default})")
+    parser.add_argument("--quick", action="store_true", help="a smoke run with tiny shapes")
+
+
+def _memory_arguments(parser):
+    parser.add_argument("--quick", action="store_true", help="a smoke run with tiny shapes")
+
+
+def _linear(args):
+    if args.quick:
+        return linear(lengths=(16, 64), batch=2, inputs=3, hidden=8, repeats=2)
+    return linear(args.lengths, batch=args.batch, inputs=args.inputs, hidden=args.hidden, repeats=args.repeats)
+
+
+COMMANDS = (
+    _cli.Command("profile", "split one training step into parts, XLA against PyTorch", _profile_arguments,
+                 lambda a: profile(a.config, a.cell, a.repeats, a.quick)),
+    _cli.Command("linear", "minGRU, minLSTM, LRU: parallel against sequential, and the LSTM, against T",
+                 _linear_arguments, _linear),
+    _cli.Command("memory", "compile time and memory against T, with and without remat", _memory_arguments,
+                 lambda a: memory(lengths=(20, 80), batch=2, inputs=3, hidden=8) if a.quick else memory()),
+)
+
+
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["profile"]:
-        opts = dict(a.lstrip("-").partition("=")[::2] for a in argv[1:])
-        unknown = set(opts) - {"config", "cell", "repeats", "quick"}
-        if unknown or opts.get("cell", "lstm") not in GATES or opts.get("config", "S") not in CONFIGS:
-            raise SystemExit(f"error: profile takes --config={'/'.join(CONFIGS)} --cell={'/'.join(GATES)} --repeats=N --quick, got {argv[1:]}")
-        return profile(opts.get("config", "S"), opts.get("cell", "lstm"), int(opts.get("repeats", 10)), "quick" in opts)
-    if argv[:1] == ["linear"]:
-        opts = dict(a.lstrip("-").partition("=")[::2] for a in argv[1:])
-        unknown = set(opts) - {"lengths", "batch", "inputs", "hidden", "repeats", "quick"}
-        if unknown:
-            raise SystemExit(f"error: linear takes --lengths=128,512,... --batch --inputs --hidden --repeats --quick, got {sorted(unknown)}")
-        if "quick" in opts:
-            return linear(lengths=(16, 64), batch=2, inputs=3, hidden=8, repeats=2)
-        sizes = {k: int(opts.get(k, d)) for k, d in (("batch", 16), ("inputs", 32), ("hidden", 128), ("repeats", 5))}
-        lengths = tuple(int(t) for t in opts.get("lengths", "128,512,2048,8192").split(","))
-        if min(lengths) < 1 or min(sizes.values()) < 1:
-            raise SystemExit(f"error: lengths and sizes must be positive, got {lengths} {sizes}")
-        return linear(lengths, **sizes)
-    if argv[:1] == ["memory"]:
-        opts = dict(a.lstrip("-").partition("=")[::2] for a in argv[1:])
-        unknown = set(opts) - {"quick"}
-        if unknown:
-            raise SystemExit(f"error: memory takes --quick only, got {sorted(unknown)}")
-        if "quick" in opts:
-            return memory(lengths=(20, 80), batch=2, inputs=3, hidden=8)
-        return memory()
-    opts = {"configs": None, "cells": "lstm,gru,rnn", "repeats": "10", "quick": None}
-    for arg in argv:
-        key, eq, value = arg.lstrip("-").partition("=")
-        if key not in opts:
-            raise SystemExit(f"error: unknown option {arg!r}; options: --configs=S,M,L --cells=lstm,gru,rnn --repeats=N --quick, or `memory`")
-        opts[key] = value if eq else "true"
-    quick = opts["quick"] == "true"
-    table = QUICK_CONFIGS if quick else CONFIGS
-    configs = [c.strip() for c in (opts["configs"] or ",".join(table)).split(",") if c.strip()]
-    cells = [c.strip() for c in opts["cells"].split(",") if c.strip()]
-    bad = [c for c in configs if c not in table] + [c for c in cells if c not in GATES]
-    if bad or not configs or not cells:
-        raise SystemExit(f"error: unknown configs/cells {bad or '(none given)'}; configs from {sorted(table)}, cells from {sorted(GATES)}")
-    repeats = int(opts["repeats"]) if not quick else 3
-    if repeats < 1:
-        raise SystemExit(f"error: --repeats must be >= 1, got {repeats}")
-    return run(configs, cells, repeats, quick=quick)
+    return _cli.main(Config, QUICK, _main_table, argv, commands=COMMANDS, folder=False)
 
 
 if __name__ == "__main__":

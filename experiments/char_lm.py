@@ -18,7 +18,6 @@ import dataclasses
 import json
 import math
 import pathlib
-import sys
 import time
 
 import jax
@@ -28,6 +27,7 @@ from experiments import _cli, _common, _lm
 from rnnjax.checkpoint import Checkpointer
 from rnnjax.datasets import text, tokens
 from rnnjax.models import language_model, sample
+from rnnjax import run_dir
 from rnnjax.run_dir import RunDir
 
 QUICK_TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 40)
@@ -86,6 +86,7 @@ def run(cfg: Config, out=None, progress: bool = True):
     test = _lm.evaluator(model, vocab.encode(splits["test"]))
     # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
     with RunDir(out, dataclasses.asdict(cfg)) as held:
+        run_dir.save_vocabs(out, {"chars": vocab})  # what `sample` reads: no need to load the corpus again
         print(f"char LM: {cfg.layers} x {cfg.cell}({cfg.hidden}), vocab {vocab.size}, "
               f"{len(splits['train']):,} training characters, {cfg.steps} steps of {cfg.batch} x {cfg.length}")
         start = time.perf_counter()
@@ -104,32 +105,34 @@ def run(cfg: Config, out=None, progress: bool = True):
         return result
 
 
-def run_sample(argv):
-    """``sample --out DIR [--prime=...] [--temperature=...] [--length=...] [--seed=...]``."""
-    opts = {"prime": "\n", "temperature": "0.8", "length": "400", "seed": "0", "out": "runs/char_lm"}
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
-        key, eq, value = arg.lstrip("-").partition("=")
-        if not eq and args:  # --key value
-            value, eq = args.pop(0), "="
-        if key not in opts or not eq:
-            raise _cli.ConfigError(f"sample takes --key=value with keys {sorted(opts)}, got {arg!r}")
-        opts[key] = value
-    out = pathlib.Path(opts["out"])
-    cfg = Config(**json.loads((out / "config.json").read_text()))
-    vocab, model, state, _, _ = build(cfg, load(cfg))
-    state, meta = Checkpointer(out / "checkpoints").restore(state)
+def _sample_arguments(parser):
+    _cli.out_argument(parser, "runs/char_lm")
+    parser.add_argument("--prime", default="\n", help="the text the sample continues (\\n for a new line; default: a new line)")
+    parser.add_argument("--temperature", type=_cli.temperature, default=0.8,
+                        help="softmax temperature, finite and >= 0; 0 is greedy (default: 0.8)")
+    parser.add_argument("--length", type=_cli.positive_int, default=400, help="characters to sample (default: 400)")
+    parser.add_argument("--seed", type=_cli.non_negative_int, default=0, help="the sampling key (default: 0)")
+
+
+def run_sample(args):
+    """``sample [--out DIR] [--prime=...] [--temperature=...] [--length=...] [--seed=...]``: text from a trained run."""
+    cfg = _cli.saved_config(Config, args.out)
+    try:
+        vocab = run_dir.load_vocabs(args.out, ["chars"])[0]["chars"]
+    except run_dir.RunDirError:  # a run folder from before the vocabulary was saved: rebuild it from the corpus
+        vocab = tokens.char_vocab(load(cfg)["train"])
+    model = language_model(vocab.size, _common.make_cell(cfg.cell, cfg.hidden), cfg.layers, cfg.embed, fast=cfg.fast)
+    state, _ = _lm.initial_state(cfg, model)  # a template of the saved state's shapes
+    state, meta = Checkpointer(args.out / "checkpoints").restore(state)
     print(f"[checkpoint at step {meta['step']}]")
-    print(generate(model, vocab, state.params, opts["prime"].replace("\\n", "\n"), int(opts["length"]),
-                   float(opts["temperature"]), int(opts["seed"])))
+    text = generate(model, vocab, state.params, args.prime.replace("\\n", "\n"), args.length, args.temperature, args.seed)
+    print(text)
+    return text
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["sample"]:
-        return run_sample(argv[1:])
-    _cli.main(Config, QUICK, run, argv)
+    sample_ = _cli.Command("sample", "print text sampled from a trained run", _sample_arguments, run_sample)
+    return _cli.main(Config, QUICK, run, argv, commands=(sample_,), default_out="runs/char_lm")
 
 
 if __name__ == "__main__":

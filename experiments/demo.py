@@ -11,7 +11,6 @@ well below it (0.01 or lower at T 50). The printed figures are the mean squared 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 
@@ -20,13 +19,14 @@ import jax.numpy as jnp
 import optax
 
 import rnnjax
+from experiments import _cli, _common
 from rnnjax.datasets import adding_task
 
 BASELINE = 1 / 6
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.Checked):
     length: int = 50
     hidden: int = 128
     batch: int = 50
@@ -89,14 +89,7 @@ def run(cfg: Config) -> list[tuple[int, float]]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a short smoke run")
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--length", type=int)
-    args = parser.parse_args(argv)
-    cfg = Config(**QUICK) if args.quick else Config()
-    overrides = {k: v for k, v in [("steps", args.steps), ("length", args.length)] if v is not None}
-    run(dataclasses.replace(cfg, **overrides))
+    return _cli.main(Config, QUICK, lambda cfg, out: run(cfg), argv, folder=False)
 
 
 if __name__ == "__main__":

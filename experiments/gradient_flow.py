@@ -31,23 +31,26 @@ import jax
 import jax.numpy as jnp
 
 import rnnjax
-from experiments import _cli
+from experiments import _cli, _common
 from rnnjax import diagnostics
 from rnnjax.datasets import adding_task
+from rnnjax.run_dir import RunDir
 from rnnjax.train import NonFiniteError, check_finite
 
-CELLS = {
+FIGURE_CELLS = {
     "rnn-0.9": lambda h: rnnjax.rnn(h, recurrent_scale=0.9),
     "rnn-1.0": lambda h: rnnjax.rnn(h, recurrent_scale=1.0),
     "rnn-1.1": lambda h: rnnjax.rnn(h, recurrent_scale=1.1),
-    "irnn": lambda h: rnnjax.rnn(h, activation="relu", init="identity"),
-    "lstm": lambda h: rnnjax.lstm(h),
-    "gru": lambda h: rnnjax.gru(h),
+    "irnn": _common.CELLS["irnn"],
+    "lstm": _common.CELLS["lstm"],
+    "gru": _common.CELLS["gru"],
 }
+"""The lines of the ``‖∂L/∂h_t‖`` figure: the experiments' cells (``_common.CELLS``) and the tanh RNN at
+three scales of its recurrent weights (below, at and above the edge of chaos)."""
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.Checked):
     figure: str = "all"
     length: int = 200
     hidden: int = 128
@@ -60,6 +63,11 @@ class Config:
     explode_steps: int = 300
     explode_learning_rate: float = 0.1
     seed: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.figure not in FIGURES:
+            raise ValueError(f"unknown figure {self.figure!r}; expected one of {list(FIGURES)}")
 
 
 QUICK = dict(length=20, hidden=16, steps=40, eval_batch=4, explode_scale=3.0, explode_length=10, explode_steps=40)
@@ -122,7 +130,7 @@ def figure_norms(cfg, out, key):
 
     xs, targets = adding_task(jax.random.fold_in(key, 10**6), cfg.eval_batch, cfg.length)
     curves, ratios, trained = {}, {}, {}
-    for index, (name, cell_fn) in enumerate(CELLS.items()):
+    for index, (name, cell_fn) in enumerate(FIGURE_CELLS.items()):
         start = time.perf_counter()
         cell, readout, params = model(cell_fn, cfg.hidden, jax.random.fold_in(key, index))
         before = mean_grad_norms(cell, readout, params, xs, targets)
@@ -187,7 +195,7 @@ def figure_truncation(cfg, out, key, trained=None, data=None):
     import matplotlib.pyplot as plt
 
     if trained is None:
-        cell, readout, params = model(CELLS["lstm"], cfg.hidden, key)
+        cell, readout, params = model(FIGURE_CELLS["lstm"], cfg.hidden, key)
         params, _ = train(cell, readout, params, cfg, jax.random.fold_in(key, 7))
     else:
         cell, readout, params = trained
@@ -212,9 +220,12 @@ def figure_truncation(cfg, out, key, trained=None, data=None):
 
 
 def run(cfg: Config, out=None):
-    if cfg.figure not in FIGURES:
-        raise ValueError(f"unknown figure {cfg.figure!r}; expected one of {list(FIGURES)}")
-    out = rnnjax.checkpoint.check_writable(out or "runs/gradient_flow")
+    # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
+    with RunDir(out or "runs/gradient_flow", dataclasses.asdict(cfg)) as held:
+        return _figures(cfg, held.path)
+
+
+def _figures(cfg: Config, out: pathlib.Path):
     key = jax.random.key(cfg.seed)
     trained = data = None
     results = {}
@@ -234,7 +245,7 @@ def run(cfg: Config, out=None):
 
 
 def main(argv=None):
-    _cli.main(Config, QUICK, run, argv)
+    return _cli.main(Config, QUICK, run, argv, default_out="runs/gradient_flow")
 
 
 if __name__ == "__main__":

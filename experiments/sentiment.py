@@ -34,7 +34,6 @@ import dataclasses
 import json
 import pathlib
 import shutil
-import sys
 import time
 from typing import Callable, NamedTuple
 
@@ -44,19 +43,19 @@ import numpy as np
 import optax
 
 import rnnjax
-from experiments import _cli
+from experiments import _cli, _common
+from rnnjax import run_dir
 from rnnjax.checkpoint import Checkpointer, CheckpointError
 from rnnjax.datasets import padding, reviews, tokens
 from rnnjax.models import bag_of_words
 from rnnjax.models.classifier import sequence_classifier
 
-CELLS = {"lstm": rnnjax.lstm, "gru": rnnjax.gru, "rnn": rnnjax.rnn}
 CLASSES = ("negative", "positive")
 L2_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.OptimizerConfig):
     cell: str = "lstm"
     hidden: int = 64
     embed: int = 64
@@ -70,13 +69,14 @@ class Config:
     batch: int = 64
     epochs: int = 6
     patience: int = 3
+    optimizer: str = "adam"
     learning_rate: float = 3e-3
     clip_threshold: float = 5.0
     ensemble: int = 5
     folds: int = 10
     run_folds: int = 0
     corpus: str = "movie_reviews"
-    seed: int = 0
+    fast: bool = True
 
 
 QUICK = dict(corpus="quick", hidden=16, embed=16, folds=3, epochs=8, ensemble=2, batch=16, min_count=1, learning_rate=1e-2)
@@ -124,11 +124,9 @@ def encode(vocab: tokens.Vocab, words) -> np.ndarray:
 
 
 def build_model(cfg: Config, vocab_size: int):
-    if cfg.cell not in CELLS:
-        raise ValueError(f"unknown cell {cfg.cell!r}; expected one of {sorted(CELLS)}")
     return sequence_classifier(
-        vocab_size, CELLS[cfg.cell](cfg.hidden), cfg.embed, len(CLASSES), cfg.layers, cfg.bidirectional,
-        cfg.pooling, cfg.embed_dropout, cfg.word_dropout, cfg.output_dropout,
+        vocab_size, _common.make_cell(cfg.cell, cfg.hidden), cfg.embed, len(CLASSES), cfg.layers, cfg.bidirectional,
+        cfg.pooling, cfg.embed_dropout, cfg.word_dropout, cfg.output_dropout, fast=cfg.fast,
     )
 
 
@@ -159,8 +157,8 @@ class Programs(NamedTuple):
     probs: Callable  # (params, ids, mask) -> [M, B, C]
 
 
-def programs(cfg: Config, model) -> Programs:
-    optimizer = rnnjax.make_optimizer("adam", cfg.learning_rate, clip="global_norm", clip_threshold=cfg.clip_threshold)
+def programs(cfg: Config, model, steps_per_epoch: int) -> Programs:
+    optimizer = _common.make_optimizer(cfg, steps=cfg.epochs * steps_per_epoch)
 
     def loss_fn(params, batch, key):
         ids, mask, labels = batch
@@ -236,9 +234,7 @@ def _state_template(model, cfg: Config):
 
 def save_fold(folder: pathlib.Path, cfg: Config, vocab, model, params, steps: int, info: dict):
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps({"tokens": list(vocab.tokens)}) + "\n")
-    (folder / "model.json").write_text(json.dumps({"vocab_size": vocab.size, "vocab_sha256": vocab.fingerprint(),
-                                                   "embedding_rows": model.vocab_size, **info}, indent=2) + "\n")
+    run_dir.save_vocabs(folder, {"words": vocab}, embedding_rows=model.vocab_size, **info)
     template = _state_template(model, cfg)
     state = template._replace(params=jax.tree.map(jnp.asarray, params), step=jnp.asarray(steps, jnp.int32))
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # a rerun replaces the fold's model
@@ -250,11 +246,15 @@ def run(cfg: Config, out=None, progress: bool = True):
     data = load(cfg)
     words = [tokens.sentence_words(t) for t in data.texts]
     fold_of = reviews.folds(data.labels, cfg.folds, seed=0)
-    rnnjax.checkpoint.check_writable(out)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
     run_folds = cfg.run_folds or cfg.folds
     if not 1 <= run_folds <= cfg.folds:
         raise ValueError(f"run_folds must be in 1..folds={cfg.folds} (0 means all), got {cfg.run_folds}")
+    # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
+    with run_dir.RunDir(out, dataclasses.asdict(cfg)):
+        return _cross_validate(cfg, out, data, words, fold_of, run_folds, progress)
+
+
+def _cross_validate(cfg: Config, out: pathlib.Path, data, words, fold_of, run_folds: int, progress: bool):
     print(f"sentiment: {len(data.texts)} sentences ({int(data.labels.sum())} positive), {cfg.folds}-fold "
           f"cross-validation; {'bi' if cfg.bidirectional else ''}{cfg.cell}({cfg.hidden}) x {cfg.ensemble}, pooling {cfg.pooling}")
     start = time.perf_counter()
@@ -266,7 +266,7 @@ def run(cfg: Config, out=None, progress: bool = True):
         vocabs.append(tokens.vocab_from([words[i] for i in train], min_count=cfg.min_count))
     rows = -(-max(v.size for v in vocabs) // 256) * 256  # one embedding size for every fold: one compilation
     model = build_model(cfg, rows)
-    progs, probs = programs(cfg, model), probabilities(model)
+    progs, probs = programs(cfg, model, -(-len(splits[0][0]) // cfg.batch)), probabilities(model)
     folds = []
     for k, ((train, validation, test), vocab) in enumerate(zip(splits, vocabs)):
         fold_start = time.perf_counter()
@@ -307,17 +307,12 @@ def run(cfg: Config, out=None, progress: bool = True):
 def load_fold(out: pathlib.Path, fold: int):
     """``(vocab, model, params)`` of one saved fold, checking that vocabulary and checkpoint belong together."""
     folder = out / f"fold-{fold}"
+    cfg = _cli.saved_config(Config, out)
     try:
-        cfg = Config(**json.loads((out / "config.json").read_text()))
-        vocab = tokens.Vocab(tuple(json.loads((folder / "vocab.json").read_text())["tokens"]), chars=False)
-        info = json.loads((folder / "model.json").read_text())
-    except FileNotFoundError as err:
-        raise PredictError(f"no trained sentiment model in {folder}: {err.filename} is missing (train with "
-                           f"python -m experiments.sentiment --out {out})") from None
-    if vocab.fingerprint() != info["vocab_sha256"] or vocab.size != info["vocab_size"]:
-        raise PredictError(f"vocabulary mismatch in {folder}: vocab.json ({vocab.size} tokens, sha256 "
-                           f"{vocab.fingerprint()[:12]}) is not the vocabulary the checkpoint was trained with "
-                           f"({info['vocab_size']} tokens, sha256 {info['vocab_sha256'][:12]})")
+        vocabs, info = run_dir.load_vocabs(folder, ["words"])
+    except run_dir.RunDirError as err:
+        raise PredictError(f"{err} (train with python -m experiments.sentiment --out {out})") from None
+    vocab = vocabs["words"]
     if vocab.size > info["embedding_rows"]:
         raise PredictError(f"vocabulary mismatch in {folder}: {vocab.size} tokens but the model has {info['embedding_rows']} embeddings")
     model = build_model(cfg, info["embedding_rows"])
@@ -347,42 +342,34 @@ def classify(saved, sentences) -> tuple[np.ndarray, list[str]]:
     return total / len(saved), notes
 
 
-def run_predict(argv):
-    """``predict SENTENCE [SENTENCE ...] [--out DIR] [--fold K]``."""
-    sentences, out, fold = [], pathlib.Path("runs/sentiment"), None
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
-        name, eq, value = arg.partition("=")
-        if name in ("--out", "--fold"):
-            if not eq:
-                if not args:
-                    raise _cli.ConfigError(f"{name} needs a value")
-                value = args.pop(0)
-            out, fold = (pathlib.Path(value), fold) if name == "--out" else (out, int(value))
-        elif arg.startswith("--"):
-            raise _cli.ConfigError(f"predict takes sentences, --out DIR and --fold K; got {arg!r}")
-        else:
-            sentences.append(arg)
-    if not sentences:
-        raise _cli.ConfigError('predict needs at least one sentence: python -m experiments.sentiment predict "..."')
-    folds = [fold] if fold is not None else sorted(int(p.name.split("-")[1]) for p in out.glob("fold-*"))
+def _predict_arguments(parser):
+    parser.add_argument("sentences", nargs="+", metavar="SENTENCE", help="a sentence to classify (quote it)")
+    _cli.out_argument(parser, "runs/sentiment")
+    parser.add_argument("--fold", type=_cli.non_negative_int, default=None,
+                        help="the saved fold to use (default: the average over every saved fold)")
+
+
+def run_predict(args):
+    """``predict SENTENCE [SENTENCE ...] [--out DIR] [--fold K]``: class probabilities from the saved folds."""
+    out = args.out
+    saved = sorted(int(p.name.split("-")[1]) for p in out.glob("fold-*") if p.name.split("-")[1].isdigit())
     try:
-        if not folds:
-            raise PredictError(f"no trained sentiment model in {out} (train with python -m experiments.sentiment --out {out})")
-        probs, notes = classify([load_fold(out, k) for k in folds], sentences)
+        if not saved:
+            raise PredictError(f"no trained sentiment model in {str(out)!r} (train with python -m experiments.sentiment --out {out})")
+        if args.fold is not None and args.fold not in saved:
+            raise PredictError(f"--fold {args.fold}: {str(out)!r} holds folds {saved}")
+        probs, notes = classify([load_fold(out, k) for k in ([args.fold] if args.fold is not None else saved)], args.sentences)
     except PredictError as err:
         raise _cli.ConfigError(str(err)) from None
-    for sentence, p, note in zip(sentences, probs, notes):
+    for sentence, p, note in zip(args.sentences, probs, notes):
         print(f"{sentence}\n  " + ", ".join(f"{c} {q:.3f}" for c, q in zip(CLASSES, p)) + (f"  (note: {note})" if note else ""))
     return probs, notes
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["predict"]:
-        return run_predict(argv[1:])
-    _cli.main(Config, QUICK, run, argv)
+    predict = _cli.Command("predict", "print the class probabilities of sentences under a trained run",
+                           _predict_arguments, run_predict)
+    return _cli.main(Config, QUICK, run, argv, commands=(predict,), default_out="runs/sentiment")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-import sys
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -216,16 +215,21 @@ def figure(run_dirs, out):
     return out
 
 
+def _figure_arguments(parser):
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a run folder holding grad_norms.json")
+    parser.add_argument("--out", type=_cli.path, required=True, help="the figure's file (.png)")
+
+
+def run_figure(args):
+    try:
+        print(f"figure: {figure(args.run_dirs, args.out)}")
+    except FileNotFoundError as err:
+        raise _cli.ConfigError(str(err)) from None
+
+
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["figure"]:
-        dirs = [a for a in argv[1:] if not a.startswith("--")]
-        outs = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("--out=")]
-        if len(dirs) + len(outs) != len(argv) - 1 or len(outs) != 1:
-            raise _cli.ConfigError("usage: python -m experiments.seq_mnist figure RUN_DIR ... --out=FIGURE.png")
-        print(f"figure: {figure(dirs, outs[0])}")
-        return
-    _cli.main(Config, QUICK, run, argv)
+    command = _cli.Command("figure", "draw ‖∂L/∂h_t‖ of several runs, before and after training", _figure_arguments, run_figure)
+    return _cli.main(Config, QUICK, run, argv, commands=(command,))
 
 
 if __name__ == "__main__":

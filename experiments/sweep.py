@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-import sys
 import time
 
 import jax
@@ -30,12 +29,13 @@ import rnnjax
 from experiments import _cli, _common
 from rnnjax import plotting, sweep
 from rnnjax.datasets import adding_task
+from rnnjax.run_dir import RunDir
 
 CELLS = _common.CELLS
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.Checked):
     cells: str = "rnn,lstm"
     hidden: int = 64
     length: int = 50
@@ -47,6 +47,14 @@ class Config:
     chunk: int = 0
     shard: bool = False
     seed: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        floats(self.learning_rates, "learning_rates"), floats(self.clip_thresholds, "clip_thresholds")
+        cells = [c.strip() for c in self.cells.split(",") if c.strip()]
+        unknown = [c for c in cells if c not in CELLS]
+        if not cells or unknown:
+            raise ValueError(f"unknown cells {unknown or self.cells!r}; expected some of {sorted(CELLS)}, comma-separated")
 
 
 QUICK = dict(hidden=8, length=10, batch=8, steps=40, learning_rates="1e-3,1e-2", clip_thresholds="1,inf")
@@ -96,14 +104,13 @@ def run(cfg: Config, out=None, progress: bool = True):
     out = pathlib.Path(out or "runs/sweep")
     lrs, clips = floats(cfg.learning_rates, "learning_rates"), floats(cfg.clip_thresholds, "clip_thresholds")
     cells = [c.strip() for c in cfg.cells.split(",") if c.strip()]
-    unknown = [c for c in cells if c not in CELLS]
-    if not cells or unknown:
-        raise ValueError(f"unknown cells {unknown or cfg.cells!r}; expected some of {sorted(CELLS)}, comma-separated")
-    if cfg.seeds < 1:
-        raise ValueError(f"seeds must be >= 1, got {cfg.seeds}")
     hp = sweep.grid(learning_rate=lrs, clip_threshold=clips, seed=list(range(cfg.seeds)))
-    rnnjax.checkpoint.check_writable(out)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
+    with RunDir(out, dataclasses.asdict(cfg)):
+        return _sweep(cfg, out, cells, lrs, clips, hp)
+
+
+def _sweep(cfg: Config, out: pathlib.Path, cells, lrs, clips, hp):
     summary = {}
     for name in cells:
         start = time.perf_counter()
@@ -135,23 +142,24 @@ BENCH_MODELS = (("latency-bound", 16, 1, 1), ("small", 64, 8, 1), ("compute-boun
 so each row of the benchmark takes comparable time."""
 
 
-def bench(argv):
+def _bench_arguments(parser):
+    parser.add_argument("--models", type=_cli.positive_int, default=16, help="models in the sweep (default: 16)")
+    parser.add_argument("--steps", type=_cli.positive_int, default=50, help="steps per model (default: 50)")
+    parser.add_argument("--repeats", type=_cli.positive_int, default=3, help="timed repeats, the median reported (default: 3)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run with tiny models")
+
+
+def bench(args):
     """``bench [--models=N] [--steps=S] [--repeats=R] [--quick]``: throughput of an N-model vmapped sweep
     against the same N models trained one after another (one compiled program each way, compile excluded,
     the two interleaved, median of R), for a latency-bound model (LSTM(16), batch 1, S steps), a small one
     (LSTM(64), batch 8, S steps) and a compute-bound one (LSTM(512), batch 64, S // 10 steps); adding
     problem, T 50. ``--quick`` is a smoke run with tiny models."""
-    opts = {"models": 16, "steps": 50, "repeats": 3}
-    models, quick = BENCH_MODELS, False
-    for arg in argv:
-        key, _, value = arg.lstrip("-").partition("=")
-        if key == "quick" and value in ("", "true"):
-            quick, models = True, tuple((label, 4 * (i + 1), 2 * (i + 1), 1) for i, (label, *_) in enumerate(BENCH_MODELS))
-            opts.update(models=2, steps=2, repeats=1)
-            continue
-        if key not in opts or not value.isdigit() or int(value) < 1:
-            raise _cli.ConfigError(f"bench takes --models=N --steps=S --repeats=R (positive integers) and --quick, got {arg!r}")
-        opts[key] = int(value)
+    opts = {"models": args.models, "steps": args.steps, "repeats": args.repeats}
+    models, quick = BENCH_MODELS, args.quick
+    if quick:
+        models = tuple((label, 4 * (i + 1), 2 * (i + 1), 1) for i, (label, *_) in enumerate(BENCH_MODELS))
+        opts.update(models=2, steps=2, repeats=1)
     n, rows = opts["models"], []
     for label, hidden, batch, divisor in models:
         steps = max(1, opts["steps"] // divisor)
@@ -191,10 +199,8 @@ def bench(argv):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bench"]:
-        return bench(argv[1:])
-    _cli.main(Config, QUICK, run, argv)
+    command = _cli.Command("bench", "time a vmapped sweep against the same models trained in turn", _bench_arguments, bench)
+    return _cli.main(Config, QUICK, run, argv, commands=(command,), default_out="runs/sweep")
 
 
 if __name__ == "__main__":

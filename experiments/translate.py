@@ -31,7 +31,6 @@ import dataclasses
 import json
 import pathlib
 import re
-import sys
 import time
 import warnings
 from typing import NamedTuple
@@ -42,19 +41,20 @@ import numpy as np
 import optax
 
 import rnnjax
-from experiments import _cli
+from experiments import _cli, _common
+from rnnjax import run_dir
 from rnnjax.checkpoint import Checkpointer, CheckpointError
 from rnnjax.datasets import padding, synthetic, tokens, translation
 from rnnjax.models import decoding
 from rnnjax.models.seq2seq import seq2seq
 from rnnjax.run_dir import RunDir
 
-CELLS = {"lstm": rnnjax.lstm, "gru": rnnjax.gru, "rnn": rnnjax.rnn}
 SYNTHETIC = ("reverse", "addition")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.TrainConfig):
+    CELL_CHOICES = _common.CARRY_CELLS  # the encoder's final carry starts the decoder
     task: str = "de-en"
     cell: str = "lstm"
     hidden: int = 256
@@ -67,16 +67,22 @@ class Config:
     max_len: int = 50
     batch: int = 64
     steps: int = 2000
+    optimizer: str = "adam"
     learning_rate: float = 2e-3
     clip_threshold: float = 5.0
     eval_every: int = 500
+    checkpoint_every: int = 500
     beam: int = 5
     alpha: float = 0.6
     digits: int = 3
-    seed: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.max_len < 2:
+            raise ValueError(f"max_len must be at least 2 (a word and <eos>), got {self.max_len}")
 
 
-QUICK = dict(task="reverse", attention=True, hidden=64, embed=32, batch=64, steps=800, eval_every=400, max_len=10,
+QUICK = dict(task="reverse", attention=True, hidden=64, embed=32, batch=64, steps=800, eval_every=400, checkpoint_every=400, max_len=10,
              max_src_len=8, learning_rate=5e-3, min_count=1)
 
 
@@ -173,10 +179,9 @@ def make_batch(sources, targets, bos: int = 2, eos: int = 1):
 
 
 def build_model(cfg: Config, data_or_sizes):
-    if cfg.cell not in CELLS:
-        raise ValueError(f"unknown cell {cfg.cell!r}; expected one of {sorted(CELLS)}")
     src_size, tgt_size = data_or_sizes
-    return seq2seq(src_size, tgt_size, CELLS[cfg.cell](cfg.hidden), cfg.embed, cfg.layers, cfg.attention)
+    cell = _common.make_cell(cfg.cell, cfg.hidden, allowed=Config.CELL_CHOICES)
+    return seq2seq(src_size, tgt_size, cell, cfg.embed, cfg.layers, cfg.attention, fast=cfg.fast)
 
 
 def token_loss(model):
@@ -236,29 +241,17 @@ def score(cfg: Config, tgt_vocab, outputs, references) -> dict:
     return result
 
 
-def save_vocabs(out: pathlib.Path, data: Data):
-    """``vocab_src.json`` and ``vocab_tgt.json`` (the tokens), and ``model.json`` with their fingerprints,
-    so a vocabulary file changed or swapped after training is caught before translating."""
-    info = {}
-    for name, vocab in (("src", data.src_vocab), ("tgt", data.tgt_vocab)):
-        (out / f"vocab_{name}.json").write_text(json.dumps({"tokens": list(vocab.tokens)}) + "\n")
-        info |= {f"{name}_vocab_size": vocab.size, f"{name}_vocab_sha256": vocab.fingerprint()}
-    (out / "model.json").write_text(json.dumps(info, indent=2) + "\n")
-
-
 def run(cfg: Config, out=None, progress: bool = True):
     out = pathlib.Path(out or "runs/translate")
-    if cfg.max_src_len < 1 or cfg.max_len < 2:
-        raise ValueError(f"max_src_len must be >= 1 and max_len >= 2, got {cfg.max_src_len} and {cfg.max_len}")
     data = prepare(cfg, load(cfg))
     model = build_model(cfg, (data.src_vocab.size, data.tgt_vocab.size))
     # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
     with RunDir(out, dataclasses.asdict(cfg)) as held:
-        save_vocabs(out, data)
+        run_dir.save_vocabs(out, {"src": data.src_vocab, "tgt": data.tgt_vocab})
         sources, targets, _ = data.splits["train"]
         print(f"translate ({cfg.task}): {len(sources)} training pairs, vocabularies {data.src_vocab.size} / "
               f"{data.tgt_vocab.size}; {cfg.cell}({cfg.hidden}) x {cfg.layers}, attention {cfg.attention}, reversed source {cfg.reverse_source}")
-        optimizer = rnnjax.make_optimizer("adam", cfg.learning_rate, clip="global_norm", clip_threshold=cfg.clip_threshold)
+        optimizer = _common.make_optimizer(cfg)
         loss = token_loss(model)
         step = rnnjax.make_train_step(lambda p, batch, key: loss(p, batch)[0], optimizer)
         state = rnnjax.init_state(model.init(jax.random.key(cfg.seed)), optimizer, jax.random.key(cfg.seed + 1))
@@ -286,7 +279,7 @@ def run(cfg: Config, out=None, progress: bool = True):
 
         start = time.perf_counter()
         state, history = rnnjax.fit(step, state, batch_fn, cfg.steps, out_dir=held, eval_fn=evaluate, eval_every=cfg.eval_every,
-                                    log_every=50, checkpoint_every=cfg.eval_every, progress=progress)
+                                    log_every=50, checkpoint_every=cfg.checkpoint_every, progress=progress)
         train_s = time.perf_counter() - start
         test_src, _, refs = data.splits["test"]
         result = {"steps": cfg.steps, "train_wall_s": train_s, "validation_xent": history[-1].get("eval_xent"),
@@ -313,68 +306,44 @@ def run(cfg: Config, out=None, progress: bool = True):
 
 def load_run(out: pathlib.Path):
     """``(cfg, src_vocab, tgt_vocab, model, params)`` of a finished run, vocabularies checked."""
+    cfg = _cli.saved_config(Config, out)
     try:
-        cfg = Config(**json.loads((out / "config.json").read_text()))
-        info = json.loads((out / "model.json").read_text())
-        vocabs = []
-        for name in ("src", "tgt"):
-            vocab = tokens.Vocab(tuple(json.loads((out / f"vocab_{name}.json").read_text())["tokens"]), chars=False)
-            expected = info[f"{name}_vocab_sha256"]
-            if vocab.fingerprint() != expected:
-                raise TranslateError(f"vocabulary mismatch in {out}: vocab_{name}.json ({vocab.size} tokens, sha256 "
-                                     f"{vocab.fingerprint()[:12]}) is not the vocabulary the checkpoint was trained with "
-                                     f"({info[f'{name}_vocab_size']} tokens, sha256 {expected[:12]})")
-            vocabs.append(vocab)
-    except FileNotFoundError as err:
-        raise TranslateError(f"no trained translation model in {out}: {err.filename} is missing "
-                             f"(train with python -m experiments.translate --out {out})") from None
-    model = build_model(cfg, (vocabs[0].size, vocabs[1].size))
-    template = rnnjax.init_state(model.init(jax.random.key(0)), rnnjax.make_optimizer("adam", cfg.learning_rate,
-                                 clip="global_norm", clip_threshold=cfg.clip_threshold), jax.random.key(0))
+        vocabs, _ = run_dir.load_vocabs(out, ["src", "tgt"])
+    except run_dir.RunDirError as err:
+        raise TranslateError(f"{err} (train with python -m experiments.translate --out {out})") from None
+    model = build_model(cfg, (vocabs["src"].size, vocabs["tgt"].size))
+    template = rnnjax.init_state(model.init(jax.random.key(0)), _common.make_optimizer(cfg), jax.random.key(0))
     try:
         state, _ = Checkpointer(out / "checkpoints").restore(template)
     except CheckpointError as err:
         raise TranslateError(f"the checkpoint in {out} does not match its vocabularies or config: {err}") from None
-    return cfg, vocabs[0], vocabs[1], model, state.params
+    return cfg, vocabs["src"], vocabs["tgt"], model, state.params
 
 
-def run_translate(argv):
-    """``translate SENTENCE [SENTENCE ...] [--out DIR] [--beam K]``."""
-    sentences, opts = [], {"--out": "runs/translate", "--beam": None}
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
-        name, eq, value = arg.partition("=")
-        if name in opts:
-            if not eq:
-                if not args:
-                    raise _cli.ConfigError(f"{name} needs a value")
-                value = args.pop(0)
-            opts[name] = value
-        elif arg.startswith("--"):
-            raise _cli.ConfigError(f"translate takes sentences, --out DIR and --beam K; got {arg!r}")
-        else:
-            sentences.append(arg)
-    if not sentences:
-        raise _cli.ConfigError('translate needs at least one sentence: python -m experiments.translate translate "..."')
+def _translate_arguments(parser):
+    parser.add_argument("sentences", nargs="+", metavar="SENTENCE", help="a source sentence (quote it)")
+    _cli.out_argument(parser, "runs/translate")
+    parser.add_argument("--beam", type=_cli.positive_int, default=None, help="beam width, 1 for greedy (default: the run's beam)")
+
+
+def run_translate(args):
+    """``translate SENTENCE [SENTENCE ...] [--out DIR] [--beam K]``: translations by a trained run."""
     try:
-        cfg, src_vocab, tgt_vocab, model, params = load_run(pathlib.Path(opts["--out"]))
-        beam = cfg.beam if opts["--beam"] is None else int(opts["--beam"])
-        sources = [encode_source(cfg, src_vocab, s) for s in sentences]
+        cfg, src_vocab, tgt_vocab, model, params = load_run(args.out)
+        beam = cfg.beam if args.beam is None else args.beam
+        sources = [encode_source(cfg, src_vocab, s) for s in args.sentences]
     except TranslateError as err:
         raise _cli.ConfigError(str(err)) from None
     outputs = translate_ids(cfg, model, params, sources, beam, batch=len(sources))
     texts = [detokenize([tgt_vocab.tokens[i] for i in ids], cfg.task) for ids in outputs]
-    for s, t in zip(sentences, texts):
+    for s, t in zip(args.sentences, texts):
         print(f"{s}\n  -> {t}")
     return texts
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["translate"]:
-        return run_translate(argv[1:])
-    _cli.main(Config, QUICK, run, argv)
+    command = _cli.Command("translate", "translate sentences with a trained run", _translate_arguments, run_translate)
+    return _cli.main(Config, QUICK, run, argv, commands=(command,), default_out="runs/translate")
 
 
 if __name__ == "__main__":

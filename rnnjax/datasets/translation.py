@@ -24,7 +24,7 @@ import subprocess
 import tarfile
 import tempfile
 
-from rnnjax.datasets.text import DataError, _sha256, cache_dir
+from rnnjax.datasets.text import DataError, _sha256, cache_dir, make_cache
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,10 +62,7 @@ def fetch_deb(src: DebSource = DING, cache=None) -> pathlib.Path:
     if not path.exists():
         if shutil.which("apt-get") is None:
             raise DataError(f"cannot fetch {_where(src, path)}: the package client apt-get is missing")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise DataError(f"cannot create the cache folder for {_where(src, path)}: {err}") from err
+        make_cache(folder, _where(src, path))
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             result = subprocess.run(["apt-get", "download", f"{src.package}={src.version}"], cwd=tmp, capture_output=True, text=True)
             downloaded = pathlib.Path(tmp) / src.filename

@@ -62,16 +62,17 @@ def _ids(tokens, name):
 
 
 def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int, num_layers: int = 1,
-            attention: bool = False) -> Seq2Seq:
+            attention: bool = False, fast: bool = True) -> Seq2Seq:
     """Source embedding → ``num_layers`` × ``cell`` encoder; target embedding → ``num_layers`` × ``cell``
     decoder started from the encoder's final carry; (attention →) linear → logits over the target vocabulary.
 
     Encoder and decoder have separate params and the same architecture (the carry passes between them).
+    ``fast``: :func:`rnnjax.unroll`'s fast path for the teacher-forced unrolls (false: the plain scan).
     """
     src_vocab_size = _checks.hidden_size(src_vocab_size, "src_vocab_size")
     tgt_vocab_size = _checks.hidden_size(tgt_vocab_size, "tgt_vocab_size")
     embed_dim = _checks.hidden_size(embed_dim, "embed_dim")
-    encoder, decoder = stacked(cell, num_layers), stacked(cell, num_layers)
+    encoder, decoder = stacked(cell, num_layers, fast=fast), stacked(cell, num_layers, fast=fast)
     hidden = cell.hidden_size
     glorot = jax.nn.initializers.glorot_uniform()
 
