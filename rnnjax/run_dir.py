@@ -170,6 +170,7 @@ def save_vocabs(path, vocabs: dict[str, Vocab], **info) -> None:
     """Writes ``vocab_NAME.json`` (the tokens) for each vocabulary and ``model.json`` with their sizes and
     fingerprints (and ``info``), so a vocabulary changed or swapped after training is caught on loading."""
     path = pathlib.Path(path)
+    path.mkdir(parents=True, exist_ok=True)
     record = dict(info)
     for name, vocab in vocabs.items():
         _write_atomically(path / f"vocab_{name}.json", json.dumps({"tokens": list(vocab.tokens), "chars": vocab.chars}) + "\n")

@@ -130,3 +130,21 @@ def test_the_lock_is_held_for_the_run_and_released_after(tmp_path):
         RunDir(tmp_path, {"a": 2, "b": 3})
     with RunDir(tmp_path, {"a": 1}):  # a refused config released the lock too
         pass
+
+
+def test_vocabularies_round_trip_and_a_swapped_one_is_refused(tmp_path):
+    """One save/load of a trained run's vocabularies (issue 18: sentiment and translate each had their own)."""
+    from rnnjax.datasets import tokens
+    from rnnjax.run_dir import RunDirError, load_vocabs, save_vocabs
+
+    chars, words = tokens.char_vocab("abcab"), tokens.vocab_from([["x", "y"], ["y"]])
+    save_vocabs(tmp_path, {"chars": chars, "words": words}, fold=3)
+    vocabs, info = load_vocabs(tmp_path, ["chars", "words"])
+    assert vocabs == {"chars": chars, "words": words} and vocabs["chars"].chars and info["fold"] == 3
+    other = tmp_path / "other"
+    save_vocabs(other, {"words": tokens.vocab_from([["y", "x"], ["x"]])})
+    (tmp_path / "vocab_words.json").write_bytes((other / "vocab_words.json").read_bytes())  # same size, other order
+    with pytest.raises(RunDirError, match="vocabulary mismatch in .*vocab_words.json .* is not the vocabulary the model was trained with"):
+        load_vocabs(tmp_path, ["words"])
+    with pytest.raises(RunDirError, match="no trained model in .*: vocab_tags.json is missing"):
+        load_vocabs(tmp_path, ["tags"])
