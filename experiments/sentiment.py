@@ -152,7 +152,7 @@ class Programs(NamedTuple):
     """The compiled pieces of a run, built once and shared by every fold (a fold's vocabulary fits in the
     model's ``vocab_size`` rows), so each batch shape compiles once per run rather than once per fold."""
 
-    init: Callable  # key -> TrainState of the ensemble (leading axis)
+    init: Callable  # key -> TrainState of the ensemble (a leading axis, but one step counter)
     step: Callable  # (states, batch) -> (states, metrics), vmapped over the ensemble
     probs: Callable  # (params, ids, mask) -> [M, B, C]
 
@@ -166,11 +166,14 @@ def programs(cfg: Config, model, steps_per_epoch: int) -> Programs:
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
         return loss, {"accuracy": jnp.mean(jnp.argmax(logits, -1) == labels)}
 
+    # the members' params, optimiser states and keys have a leading axis; they share one step counter
+    axes = rnnjax.TrainState(params=0, opt_state=0, step=None, key=0, carry=None)
+
     def init(key):
         keys = jax.random.split(key, cfg.ensemble)
-        return jax.vmap(lambda k: rnnjax.init_state(model.init(k), optimizer, jax.random.fold_in(k, 1)))(keys)
+        return jax.vmap(lambda k: rnnjax.init_state(model.init(k), optimizer, jax.random.fold_in(k, 1)), out_axes=axes)(keys)
 
-    step = jax.jit(jax.vmap(rnnjax.make_train_step(loss_fn, optimizer), (0, None)))
+    step = jax.jit(jax.vmap(rnnjax.make_train_step(loss_fn, optimizer), (axes, None), (axes, 0)))
     return Programs(jax.jit(init), step, jax.jit(jax.vmap(_probs(model), (0, None, None))))
 
 
@@ -179,39 +182,49 @@ def train_fold(cfg: Config, progs: Programs, train, validation, key, progress: b
 
     ``train`` and ``validation`` are ``(sequences, labels)``. Returns ``(params, best_epochs,
     validation_accuracies, steps)``; ``params`` has a leading ensemble axis. An epoch is one pass over
-    ``train``; training stops after ``patience`` epochs without a better validation accuracy for any model.
+    ``train``; training (``rnnjax.fit``, evaluating every epoch) stops after ``patience`` epochs without a
+    better validation accuracy for any model.
     """
+    seqs, labels = train
+    lengths = [len(s) for s in seqs]
+    per_epoch = -(-len(seqs) // cfg.batch)  # length_batches cuts every epoch into this many batches
+    epochs: dict[int, list] = {}
+
+    def batch_fn(step):
+        epoch = step // per_epoch
+        if epoch not in epochs:
+            epochs.clear()
+            epochs[epoch] = padding.length_batches(lengths, cfg.batch, seed=cfg.seed * 1000 + epoch)
+        idx = epochs[epoch][step % per_epoch]
+        return (*padding.pad([seqs[i] for i in idx]), labels[idx])
 
     def accuracies(params):
-        seqs, labels = validation
-        out = np.zeros((cfg.ensemble, len(seqs)), bool)
-        for idx in padding.length_batches([len(s) for s in seqs], 256):
-            ids, mask = padding.pad([seqs[i] for i in idx])
-            out[:, idx] = np.asarray(progs.probs(params, ids, mask)).argmax(-1) == labels[idx]
+        seqs_, labels_ = validation
+        out = np.zeros((cfg.ensemble, len(seqs_)), bool)
+        for idx in padding.length_batches([len(s) for s in seqs_], 256):
+            ids, mask = padding.pad([seqs_[i] for i in idx])
+            out[:, idx] = np.asarray(progs.probs(params, ids, mask)).argmax(-1) == labels_[idx]
         return out.mean(axis=1)
 
-    state = progs.init(key)
-    seqs, labels = train
-    best = jax.tree.map(np.asarray, state.params)
-    best_acc, best_epoch = np.full(cfg.ensemble, -1.0), np.zeros(cfg.ensemble, int)
-    steps = 0
-    for epoch in range(cfg.epochs):
-        start = time.perf_counter()
-        for idx in padding.length_batches([len(s) for s in seqs], cfg.batch, seed=cfg.seed * 1000 + epoch):
-            ids, mask = padding.pad([seqs[i] for i in idx])
-            state, metrics = progs.step(state, (ids, mask, labels[idx]))
-            steps += 1
-        rnnjax.train.check_finite(steps, {k: np.max(np.abs(v)) for k, v in metrics.items()})
-        acc = accuracies(state.params)
-        better = acc > best_acc
-        best = jax.tree.map(lambda b, p: np.where(better.reshape((-1,) + (1,) * (b.ndim - 1)), np.asarray(p), b), best, state.params)
-        best_acc, best_epoch = np.where(better, acc, best_acc), np.where(better, epoch + 1, best_epoch)
-        if progress:
-            print(f"  epoch {epoch + 1}: loss {float(np.mean(metrics['loss'])):.3f}, validation accuracy "
-                  f"{' '.join(f'{a:.3f}' for a in acc)} ({time.perf_counter() - start:.1f} s)", flush=True)
-        if np.all(epoch + 1 - best_epoch >= cfg.patience):
-            break
-    return best, best_epoch, best_acc, steps
+    best = {"params": None, "accuracy": np.full(cfg.ensemble, -1.0), "epoch": np.zeros(cfg.ensemble, int), "epochs": 0}
+
+    def evaluate(params):  # keeps each model's best params so far: the ensemble members stop improving apart
+        acc = accuracies(params)
+        best["epochs"] += 1
+        better = acc > best["accuracy"]
+        host = jax.tree.map(np.asarray, params)
+        best["params"] = host if best["params"] is None else jax.tree.map(
+            lambda b, p: np.where(better.reshape((-1,) + (1,) * (b.ndim - 1)), p, b), best["params"], host)
+        best["accuracy"], best["epoch"] = np.where(better, acc, best["accuracy"]), np.where(better, best["epochs"], best["epoch"])
+        return {"accuracy": float(acc.mean()), **{f"accuracy_{m}": float(a) for m, a in enumerate(acc)}}
+
+    def step(state, batch):  # the ensemble's metrics as scalars: the mean (NaN in any model is NaN here)
+        state, metrics = progs.step(state, batch)
+        return state, {k: jnp.mean(v) for k, v in metrics.items()}
+
+    state, _ = rnnjax.fit(step, progs.init(key), batch_fn, cfg.epochs * per_epoch, eval_fn=evaluate, eval_every=per_epoch,
+                          log_every=per_epoch, progress=progress, stop=lambda _: bool(np.all(best["epochs"] - best["epoch"] >= cfg.patience)))
+    return best["params"], best["epoch"], best["accuracy"], int(state.step)
 
 
 def baseline_fold(token_lists, labels, parts):

@@ -145,8 +145,9 @@ def fit(
     progress: bool = True,
     plot: bool = True,
     config: dict | None = None,
+    stop: Callable[[list[dict]], bool] | None = None,
 ):
-    """Runs ``train_step`` until ``state.step == steps``; returns ``(state, history)``.
+    """Runs ``train_step`` until ``state.step == steps`` (or ``stop`` says so); returns ``(state, history)``.
 
     Args:
       train_step: from :func:`make_train_step`.
@@ -163,6 +164,8 @@ def fit(
       config: the run's settings (a JSON-able dict), saved to ``out_dir/config.json`` at the start and
         compared with it on a resume (:mod:`rnnjax.run_dir`: the folder is locked for the run, a changed
         config is refused, ``metrics.jsonl`` keeps each step once, ``metrics.json`` never loses keys).
+      stop: early stopping: ``stop(history)`` is called after each evaluation; ``True`` ends training at
+        that step (checkpointed when there is a folder), e.g. after so many evaluations without a better one.
 
     Raises:
       NonFiniteError: when the loss or a norm is NaN or infinite; checkpoints already written stay.
@@ -181,6 +184,9 @@ def fit(
             print(f"resumed from {ckpt.directory} at step {meta['step']}")
         if run is not None:
             run.cut_metrics(int(state.step))  # the steps after the checkpoint will be logged again
+            summary = out / "metrics.json"
+            if summary.exists() and json.loads(summary.read_text()).get("stopped_early") == int(state.step):
+                steps = int(state.step)  # the run ended here by ``stop``: a rerun must not train on past it
         history: list[dict] = []
         log = None if out is None else open(out / "metrics.jsonl", "a")
         start_step = int(state.step)
@@ -190,7 +196,7 @@ def fit(
             for step in range(start_step, steps):
                 state, metrics = train_step(state, batch_fn(step))
                 done = step + 1
-                record = None
+                record = evaluated = None
                 if done % max(log_every, 1) == 0 or done == steps:
                     record = {"step": done, **{k: float(v) for k, v in metrics.items()}}
                     check_finite(done, record)
@@ -206,8 +212,12 @@ def fit(
                         log.write(json.dumps(record) + "\n")
                         log.flush()
                     bar.update(done, record)
-                if ckpt is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == steps):
+                stopping = evaluated is not None and stop is not None and bool(stop(history))
+                if ckpt is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == steps or stopping):
                     ckpt.save(state, data_position=done)
+                if stopping:
+                    last["stopped_early"] = done
+                    break
         finally:
             bar.close()
             if log is not None:

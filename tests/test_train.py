@@ -98,6 +98,31 @@ def test_fit_lowers_the_loss_and_writes_its_outputs(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["step"] == 60
 
 
+def test_early_stopping_ends_the_run_and_a_rerun_does_not_train_past_it(tmp_path):
+    """``fit(stop=...)``: the one loop also serves training that stops on validation (the sentiment folds)."""
+    _, params, loss_fn, opt = regression_setup()
+    step = rnnjax.make_train_step(loss_fn, opt)
+    state0 = rnnjax.init_state(params, opt, jax.random.key(1))
+    evaluations = []
+
+    def eval_fn(params):
+        evaluations.append(1)
+        return {"n": float(len(evaluations))}
+
+    stop = lambda history: history[-1]["eval_n"] >= 3  # noqa: E731
+    state, history = rnnjax.fit(step, state0, batch_at, 100, out_dir=tmp_path, eval_fn=eval_fn, eval_every=4,
+                                checkpoint_every=50, progress=False, stop=stop)
+    assert int(state.step) == 12 and history[-1]["stopped_early"] == 12
+    assert json.loads((tmp_path / "metrics.json").read_text())["stopped_early"] == 12
+    assert Checkpointer(tmp_path / "checkpoints").latest_step() == 12  # checkpointed where it stopped
+    again, _ = rnnjax.fit(step, state0, batch_at, 100, out_dir=tmp_path, eval_fn=eval_fn, eval_every=4,
+                          checkpoint_every=50, progress=False, stop=stop)
+    assert int(again.step) == 12 and tree_equal(again.params, state.params)  # resumed at the stop: no more training
+    alone, _ = rnnjax.fit(step, state0, batch_at, 100, eval_fn=lambda p: {"n": 1.0}, eval_every=5, progress=False,
+                          stop=lambda history: len(history) == 2)
+    assert int(alone.step) == 10
+
+
 def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path):
     _, params, loss_fn, opt = regression_setup()
 
