@@ -78,6 +78,12 @@ class Config(_common.OptimizerConfig):
     corpus: str = "movie_reviews"
     fast: bool = True
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.folds < 2 or self.run_folds > self.folds:
+            raise ValueError(f"folds must be at least 2 and run_folds in 0..folds={self.folds} (0 means all), "
+                             f"got folds={self.folds}, run_folds={self.run_folds}")
+
 
 QUICK = dict(corpus="quick", hidden=16, embed=16, folds=3, epochs=8, ensemble=2, batch=16, min_count=1, learning_rate=1e-2)
 
@@ -260,8 +266,6 @@ def run(cfg: Config, out=None, progress: bool = True):
     words = [tokens.sentence_words(t) for t in data.texts]
     fold_of = reviews.folds(data.labels, cfg.folds, seed=0)
     run_folds = cfg.run_folds or cfg.folds
-    if not 1 <= run_folds <= cfg.folds:
-        raise ValueError(f"run_folds must be in 1..folds={cfg.folds} (0 means all), got {cfg.run_folds}")
     # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
     with run_dir.RunDir(out, dataclasses.asdict(cfg)):
         return _cross_validate(cfg, out, data, words, fold_of, run_folds, progress)
@@ -282,6 +286,12 @@ def _cross_validate(cfg: Config, out: pathlib.Path, data, words, fold_of, run_fo
     progs, probs = programs(cfg, model, -(-len(splits[0][0]) // cfg.batch)), probabilities(model)
     folds = []
     for k, ((train, validation, test), vocab) in enumerate(zip(splits, vocabs)):
+        saved = out / f"fold-{k}" / "model.json"
+        if saved.exists() and "record" in json.loads(saved.read_text()):  # a rerun resumes at the first unfinished fold
+            folds.append(json.loads(saved.read_text())["record"])
+            print(f"fold {k}: RNN ensemble {folds[-1]['rnn_accuracy']:.4f}, bag of words {folds[-1]['bow_accuracy']:.4f} "
+                  f"(kept from an earlier run of this config in {saved.parent})", flush=True)
+            continue
         fold_start = time.perf_counter()
         seqs = [encode(vocab, w) for w in words]
         params, epochs, val_acc, steps = train_fold(
@@ -299,7 +309,7 @@ def _cross_validate(cfg: Config, out: pathlib.Path, data, words, fold_of, run_fo
                 "rnn_single_accuracies": hits.mean(1).tolist(), "best_epochs": epochs.tolist(),
                 "validation_accuracies": val_acc.tolist(), "bow_accuracy": bow_acc, "bow_validation_accuracy": bow_val,
                 "bow_l2": l2, "rnn_wall_s": rnn_s, "wall_s": time.perf_counter() - fold_start}
-        save_fold(out / f"fold-{k}", cfg, vocab, model, params, steps, {"fold": k, "test_accuracy": rnn_acc})
+        save_fold(out / f"fold-{k}", cfg, vocab, model, params, steps, {"fold": k, "test_accuracy": rnn_acc, "record": fold})
         folds.append(fold)
         print(f"fold {k}: RNN ensemble {rnn_acc:.4f} (single {np.mean(fold['rnn_single_accuracies']):.4f}), "
               f"bag of words {bow_acc:.4f} (λ {l2:g}); {fold['wall_s']:.0f} s", flush=True)

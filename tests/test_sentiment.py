@@ -26,6 +26,17 @@ def test_quick_cross_validation_learns_and_saves_every_fold(run_dir):
     assert json.loads((out / "result.json").read_text())["rnn_accuracy"] == result["rnn_accuracy"]
 
 
+def test_a_rerun_keeps_the_finished_folds_and_another_config_is_refused(run_dir, tmp_path, capsys):
+    """Issue 18: sentiment rewrote config.json itself, so a rerun with other settings mixed two runs' folds."""
+    out, result = run_dir
+    again = sentiment.run(sentiment.Config(**sentiment.QUICK), out=out, progress=False)
+    assert again["folds"] == result["folds"] and again["rnn_accuracy"] == result["rnn_accuracy"]
+    assert capsys.readouterr().out.count("kept from an earlier run of this config") == 3
+    with pytest.raises(SystemExit) as exit_:
+        sentiment.main(["--quick", "--hidden=24", f"--out={out}"])
+    assert exit_.value.code == 2 and "holds a run with another config (hidden: saved 16, now 24)" in capsys.readouterr().err
+
+
 def test_predict_from_checkpoints_gives_probabilities_unchanged_by_padding(run_dir, capsys):
     out, _ = run_dir
     sentences = ["the plot was great and moving .", "a dull , tedious film .", "the story of the cast and the plot was awful"]
@@ -91,7 +102,7 @@ def test_checkpoint_from_another_model_shape_is_refused(run_dir, tmp_path, capsy
 def test_bad_configs_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown cell 'tcn'"):
         sentiment.run(sentiment.Config(**{**sentiment.QUICK, "cell": "tcn"}), out=tmp_path, progress=False)
-    with pytest.raises(ValueError, match="run_folds must be in 1..folds=3"):
+    with pytest.raises(ValueError, match=r"run_folds in 0..folds=3 \(0 means all\), got folds=3, run_folds=4"):
         sentiment.run(sentiment.Config(**{**sentiment.QUICK, "run_folds": 4}), out=tmp_path, progress=False)
     with pytest.raises(ValueError, match="unknown corpus 'imdb'"):
         sentiment.run(sentiment.Config(**{**sentiment.QUICK, "corpus": "imdb"}), out=tmp_path, progress=False)
