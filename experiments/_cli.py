@@ -203,7 +203,7 @@ def main(config_cls, quick: dict, run, argv=None, commands: tuple[Command, ...] 
                 raise ConfigError("--fresh starts a run folder over, but this run has none: give --out DIR")
             start_over(out)
         return run(config, out)
-    except RunDirError as err:
+    except (RunDirError, ValueError) as err:  # ValueError: a setting that only the data or the model can refuse
         raise ConfigError(str(err)) from None
     except (CheckpointError, DataError, OSError) as err:  # not the user's typo, but nothing a traceback explains
         raise ConfigError(str(err), status=1) from None

@@ -36,19 +36,27 @@ def make_cell(name: str, hidden: int, allowed=None):
     return CELLS[name](hidden)
 
 
-ZERO_ALLOWED = frozenset({"seed", "permutation_seed", "eval_every", "checkpoint_every", "run_folds", "chunk", "remat",
-                          "eval_subset", "train_subset", "min_count"})
-"""Integer settings for which 0 means something (a seed; "only at the end"; "all"; "none"). Every other
-integer setting is a size or a count and must be at least 1."""
+ZERO_ALLOWED = {"seed": "", "permutation_seed": "", "eval_every": " (0: only at the end)",
+                "checkpoint_every": " (0: only at the end)", "run_folds": " (0: all folds)", "chunk": " (0: one chunk)",
+                "remat": " (0: no remat)", "eval_subset": " (0: all)", "train_subset": " (0: all)", "min_count": ""}
+"""Integer settings for which 0 means something (a seed; "only at the end"; "all"; "none"), with what it
+means. Every other integer setting is a size or a count and must be at least 1."""
 
 
 def check_values(cfg) -> None:
     """Refuses, with the field named, settings that would make a run meaningless (before any work is done):
     sizes and counts below 1 (other integers below 0), NaN or infinite numbers, a learning rate or clip
     threshold that is not positive (0 would make every update zero), a dropout rate outside [0, 1), a
-    negative temperature, beam width or length penalty; a cell not in the table."""
+    negative temperature, beam width or length penalty; a cell not in the table, a name not in the config's
+    ``CHOICES``."""
     if hasattr(cfg, "cell"):  # ``CELL_CHOICES``: a config's narrower choice (the encoder–decoder's)
         make_cell(cfg.cell, 1, allowed=getattr(type(cfg), "CELL_CHOICES", None))
+    choices = {}
+    for klass in reversed(type(cfg).__mro__):  # ``CHOICES``: {field: allowed values}, a subclass adding its own
+        choices.update(vars(klass).get("CHOICES", {}))
+    for name, allowed in choices.items():
+        if getattr(cfg, name) not in allowed:
+            raise ValueError(f"unknown {name} {getattr(cfg, name)!r}; expected one of {list(allowed)}")
     for field in dataclasses.fields(cfg):
         name, value = field.name, getattr(cfg, field.name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -56,8 +64,7 @@ def check_values(cfg) -> None:
         if isinstance(value, int):
             low = 0 if name in ZERO_ALLOWED else 1
             if value < low:
-                raise ValueError(f"{name} must be at least {low}" + (" (0: only at the end / all / none)" if low == 0 else "")
-                                 + f", got {value}")
+                raise ValueError(f"{name} must be at least {low}{ZERO_ALLOWED.get(name, '')}, got {value}")
             continue
         if name.startswith("clip") and getattr(cfg, "clip", "") == "none":
             continue
@@ -83,6 +90,8 @@ class Checked:
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig(Checked):
     """The fields of every trained experiment's config: the model's width, the batch, the optimiser."""
+
+    CHOICES = {"optimizer": rnnjax.optim.OPTIMIZERS, "clip": (*rnnjax.optim.CLIPS, "none"), "schedule": ("constant", "cosine")}
 
     hidden: int = 128
     batch: int = 50

@@ -24,10 +24,10 @@ import jax
 
 import rnnjax
 from experiments import _cli, _common, _lm
+from rnnjax import run_dir
 from rnnjax.checkpoint import Checkpointer
 from rnnjax.datasets import text, tokens
 from rnnjax.models import language_model, sample
-from rnnjax import run_dir
 from rnnjax.run_dir import RunDir
 
 QUICK_TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 40)
@@ -35,6 +35,7 @@ QUICK_TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\n
 
 @dataclasses.dataclass(frozen=True)
 class Config(_common.TrainConfig):
+    CHOICES = {"corpus": (*text.CORPORA, "quick")}
     cell: str = "lstm"
     layers: int = 2
     hidden: int = 256

@@ -48,7 +48,7 @@ from rnnjax import run_dir
 from rnnjax.checkpoint import Checkpointer, CheckpointError
 from rnnjax.datasets import padding, reviews, tokens
 from rnnjax.models import bag_of_words
-from rnnjax.models.classifier import sequence_classifier
+from rnnjax.models.classifier import POOLINGS, sequence_classifier
 
 CLASSES = ("negative", "positive")
 L2_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
@@ -56,6 +56,7 @@ L2_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
 
 @dataclasses.dataclass(frozen=True)
 class Config(_common.OptimizerConfig):
+    CHOICES = {"corpus": ("movie_reviews", "quick")}
     cell: str = "lstm"
     hidden: int = 64
     embed: int = 64
@@ -80,6 +81,9 @@ class Config(_common.OptimizerConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        pools = self.pooling.split("+")
+        if not set(pools) <= set(POOLINGS) or len(set(pools)) != len(pools):
+            raise ValueError(f"unknown pooling {self.pooling!r}; expected one or more of {POOLINGS} joined by '+', e.g. 'mean+max'")
         if self.folds < 2 or self.run_folds > self.folds:
             raise ValueError(f"folds must be at least 2 and run_folds in 0..folds={self.folds} (0 means all), "
                              f"got folds={self.folds}, run_folds={self.run_folds}")

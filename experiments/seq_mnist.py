@@ -45,6 +45,7 @@ from rnnjax.datasets import mnist
 
 @dataclasses.dataclass(frozen=True)
 class Config(_common.TrainConfig):
+    CHOICES = {"variant": mnist.VARIANTS}
     variant: str = "row"
     cell: str = "lstm"
     hidden: int = 128

@@ -55,6 +55,7 @@ SYNTHETIC = ("reverse", "addition")
 @dataclasses.dataclass(frozen=True)
 class Config(_common.TrainConfig):
     CELL_CHOICES = _common.CARRY_CELLS  # the encoder's final carry starts the decoder
+    CHOICES = {"task": ("de-en", *SYNTHETIC)}
     task: str = "de-en"
     cell: str = "lstm"
     hidden: int = 256

@@ -21,13 +21,14 @@ import time
 
 import rnnjax
 from experiments import _cli, _common, _lm, char_lm
-from rnnjax.datasets import ngram, tokens
+from rnnjax.datasets import ngram, text, tokens
 from rnnjax.models import language_model
 from rnnjax.run_dir import RunDir
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(_common.TrainConfig):
+    CHOICES = {"corpus": (*text.CORPORA, "quick")}
     cell: str = "lstm"
     layers: int = 1
     hidden: int = 256

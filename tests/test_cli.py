@@ -57,6 +57,12 @@ def _error(capsys, main, argv, code=2):
     (sweep, ["--cells=lstm,tcn"], "unknown cells ['tcn']"),
     (sweep, ["--learning_rates=fast"], "learning_rates must be comma-separated numbers"),
     (adding, ["--fresh"], "--fresh starts a run folder over, but this run has none: give --out DIR"),
+    (adding, ["--seed=-3"], "seed must be at least 0, got -3"),
+    (adding, ["--schedule=linear"], "unknown schedule 'linear'; expected one of ['constant', 'cosine']"),
+    (adding, ["--clip=value2"], "unknown clip 'value2'; expected one of ['global_norm', 'value', 'none']"),
+    (char_lm, ["--corpus=wikitext"], "unknown corpus 'wikitext'; expected one of ['shakespeare', 'news', 'quick']"),
+    (sentiment, ["--pooling=mean+median"], "unknown pooling 'mean+median'"),
+    (char_lm, ["sampel"], "argument command: invalid choice: 'sampel' (choose from 'sample')"),
 ])
 def test_bad_values_are_one_line_errors_naming_the_field(module, argv, message, capsys, monkeypatch):
     """Issue 18: a negative or NaN temperature sampled greedily; --length=-5 and other values gave tracebacks."""
@@ -65,6 +71,12 @@ def test_bad_values_are_one_line_errors_naming_the_field(module, argv, message, 
         assert module.main(argv) == "ran"
         return
     assert message in _error(capsys, module.main, argv)
+
+
+def test_a_value_only_the_data_can_refuse_is_one_line_too(tmp_path, capsys):
+    """A sequence length longer than the text is found when the text is read: still one line, status 2."""
+    err = _error(capsys, char_lm.main, ["--quick", "--length=100000", f"--out={tmp_path}"])
+    assert "is too short for batch 4 x length 100000" in err
 
 
 def test_sample_on_an_empty_or_foreign_run_folder_says_so(tmp_path, capsys):
