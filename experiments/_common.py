@@ -10,30 +10,50 @@ import optax
 import rnnjax
 
 
+def _chrono(cell_fn):
+    def make(hidden, t_max):
+        if t_max is None:
+            raise ValueError("the chrono cells need T_max, the longest dependency in steps; this experiment gives none")
+        return cell_fn(hidden, chrono=t_max)
+
+    return make
+
+
 CELLS = {
-    "lstm": lambda h: rnnjax.lstm(h),
-    "gru": lambda h: rnnjax.gru(h),
-    "rnn": lambda h: rnnjax.rnn(h),
-    "irnn": lambda h: rnnjax.rnn(h, activation="relu", init="identity"),  # Le, Jaitly & Hinton 2015
+    "lstm": lambda h, t: rnnjax.lstm(h),
+    "gru": lambda h, t: rnnjax.gru(h),
+    "rnn": lambda h, t: rnnjax.rnn(h),
+    "irnn": lambda h, t: rnnjax.rnn(h, activation="relu", init="identity"),  # Le, Jaitly & Hinton 2015
+    # chrono initialisation (Tallec & Ollivier 2018) with T_max = the task's sequence length
+    "chrono_lstm": _chrono(rnnjax.lstm),
+    "chrono_gru": _chrono(rnnjax.gru),
+    # orthogonal recurrence kept orthogonal through training (Lezcano-Casado & Martínez-Rubio 2019)
+    "exp_rnn": lambda h, t: rnnjax.exp_rnn(h),
     # linear recurrences with a parallel scan (rnnjax.linear; rnnjax.unroll picks it on GPU/TPU)
-    "min_gru": lambda h: rnnjax.min_gru(h),
-    "min_lstm": lambda h: rnnjax.min_lstm(h),
-    "lru": lambda h: rnnjax.lru(h),
+    "min_gru": lambda h, t: rnnjax.min_gru(h),
+    "min_lstm": lambda h, t: rnnjax.min_lstm(h),
+    "lru": lambda h, t: rnnjax.lru(h),
 }
-"""The one table of the experiments' cells, by config name (``--cell``). A model reads a cell's outputs
-``ys`` (``ys[-1]`` for one prediction per sequence), never its carry: the LRU's carry is its complex state,
-not its output. Models that hand a carry on (the encoder–decoder) take the cells whose carry is their state."""
+"""The one table of the experiments' cells, by config name (``--cell``): ``CELLS[name](hidden, T)`` with
+``T`` the task's longest dependency in steps (the chrono cells' ``T_max``; ``None`` where a task has none).
+A model reads a cell's outputs ``ys`` (``ys[-1]`` for one prediction per sequence), never its carry: the
+LRU's carry is its complex state, not its output. Models that hand a carry on (the encoder–decoder) take
+the cells whose carry is their state."""
 
 CARRY_CELLS = ("lstm", "gru", "rnn", "irnn")
 """The cells whose carry can start another network (the encoder's final carry starts the decoder)."""
 
 
-def make_cell(name: str, hidden: int, allowed=None):
-    """``CELLS[name](hidden)``; ``allowed`` narrows the choice for a model that needs it."""
+def make_cell(name: str, hidden: int, t_max=None, allowed=None):
+    """``CELLS[name](hidden, t_max)``; ``allowed`` narrows the choice for a model that needs it."""
+    check_cell(name, allowed)
+    return CELLS[name](hidden, t_max)
+
+
+def check_cell(name: str, allowed=None) -> None:
     allowed = tuple(CELLS) if allowed is None else allowed
     if name not in allowed:
         raise ValueError(f"unknown cell {name!r}; expected one of {sorted(allowed)}")
-    return CELLS[name](hidden)
 
 
 ZERO_ALLOWED = {"seed": "", "permutation_seed": "", "eval_every": " (0: only at the end)",
@@ -50,7 +70,7 @@ def check_values(cfg) -> None:
     negative temperature, beam width or length penalty; a cell not in the table, a name not in the config's
     ``CHOICES``."""
     if hasattr(cfg, "cell"):  # ``CELL_CHOICES``: a config's narrower choice (the encoder–decoder's)
-        make_cell(cfg.cell, 1, allowed=getattr(type(cfg), "CELL_CHOICES", None))
+        check_cell(cfg.cell, getattr(type(cfg), "CELL_CHOICES", None))
     choices = {}
     for klass in reversed(type(cfg).__mro__):  # ``CHOICES``: {field: allowed values}, a subclass adding its own
         choices.update(vars(klass).get("CHOICES", {}))

@@ -40,7 +40,7 @@ QUICK = dict(length=20, hidden=32, steps=400, eval_every=100, checkpoint_every=1
 
 def build(cfg: Config):
     """``(state, train_step, batch_fn, eval_fn)`` for a config."""
-    cell = _common.make_cell(cfg.cell, cfg.hidden)
+    cell = _common.make_cell(cfg.cell, cfg.hidden, t_max=cfg.length)
     readout = rnnjax.mlp([1], activation="identity")
     k_init, k_out, k_data, k_eval, k_run = jax.random.split(jax.random.key(cfg.seed), 5)
     params = {"cell": cell.init(k_init, 2), "readout": readout.init(k_out, cfg.hidden)}

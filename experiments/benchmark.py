@@ -100,7 +100,7 @@ class JaxVariant:
 
 
 def rnnjax_variant(cell_name, xs, targets, hidden, fast, parallel=None):
-    cell = CELLS[cell_name](hidden)
+    cell = CELLS[cell_name](hidden, None)
     k_cell, k_out = jax.random.split(jax.random.key(0))
     inputs = xs.shape[-1]
     params = {"cell": cell.init(k_cell, inputs),
@@ -398,7 +398,7 @@ def profile(config="S", cell_name="lstm", repeats=10, quick=False):
     rows = [("training step", _median_time(ours, repeats), _median_time(theirs, repeats), matmul_flops(cell_name, batch, length, inputs, hidden))]
 
     params = ours.state[0]
-    cell = CELLS[cell_name](hidden)
+    cell = CELLS[cell_name](hidden, None)
     fwd = jax.jit(lambda p, xs: jnp.mean(jax.vmap(lambda x: rnnjax.unroll(cell, p["cell"], x)[1])(xs) @ p["w_out"]))
     jxs = jnp.asarray(xs)
     tx = torch.from_numpy(xs)

@@ -36,7 +36,7 @@ QUICK = dict(length=10, hidden=32, steps=300, eval_every=100, checkpoint_every=1
 
 
 def build(cfg: Config):
-    cell = _common.make_cell(cfg.cell, cfg.hidden)
+    cell = _common.make_cell(cfg.cell, cfg.hidden, t_max=cfg.length + 2 * N_COPY)
     readout = rnnjax.mlp([N_CLASSES], activation="identity")
     k_init, k_out, k_data, k_eval, k_run = jax.random.split(jax.random.key(cfg.seed), 5)
     params = {"cell": cell.init(k_init, N_CLASSES), "readout": readout.init(k_out, cfg.hidden)}

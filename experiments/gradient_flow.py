@@ -41,9 +41,9 @@ FIGURE_CELLS = {
     "rnn-0.9": lambda h: rnnjax.rnn(h, recurrent_scale=0.9),
     "rnn-1.0": lambda h: rnnjax.rnn(h, recurrent_scale=1.0),
     "rnn-1.1": lambda h: rnnjax.rnn(h, recurrent_scale=1.1),
-    "irnn": _common.CELLS["irnn"],
-    "lstm": _common.CELLS["lstm"],
-    "gru": _common.CELLS["gru"],
+    "irnn": lambda h: _common.make_cell("irnn", h),
+    "lstm": lambda h: _common.make_cell("lstm", h),
+    "gru": lambda h: _common.make_cell("gru", h),
 }
 """The lines of the ``‖∂L/∂h_t‖`` figure: the experiments' cells (``_common.CELLS``) and the tanh RNN at
 three scales of its recurrent weights (below, at and above the edge of chaos)."""

@@ -76,13 +76,7 @@ class Experiment(NamedTuple):
 
 def build(cfg: Config, data=None) -> Experiment:
     """The model, data and functions of a run; ``data`` defaults to ``mnist.load()``."""
-    cell = _common.make_cell(cfg.cell, cfg.hidden)  # checked before the data is read
-    if cfg.variant not in mnist.VARIANTS:
-        raise ValueError(f"unknown variant {cfg.variant!r}; expected one of {mnist.VARIANTS}")
-    if cfg.remat < 0:
-        raise ValueError(f"remat must be >= 0 (0: none), got {cfg.remat}")
-    if cfg.grad_norm_images < 1:
-        raise ValueError(f"grad_norm_images must be >= 1, got {cfg.grad_norm_images}")
+    cell = _common.make_cell(cfg.cell, cfg.hidden, t_max=28 if cfg.variant == "row" else 784)  # before the data is read
     data = mnist.load() if data is None else data
     perm = mnist.permutation(jax.random.key(cfg.permutation_seed)) if cfg.variant == "permuted" else None
 

@@ -115,7 +115,7 @@ def _sweep(cfg: Config, out: pathlib.Path, cells, lrs, clips, hp):
     for name in cells:
         start = time.perf_counter()
         mesh = sweep.sweep_mesh() if cfg.shard else None
-        results = sweep.train_many(make_train(CELLS[name](cfg.hidden), cfg), hp, chunk_size=cfg.chunk or None, mesh=mesh)
+        results = sweep.train_many(make_train(CELLS[name](cfg.hidden, cfg.length), cfg), hp, chunk_size=cfg.chunk or None, mesh=mesh)
         wall = time.perf_counter() - start
         rows = sweep.table(hp, {"loss": results["loss"]})
         for row, value in zip(rows, results["eval_mse"]):

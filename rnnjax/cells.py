@@ -24,19 +24,29 @@ def _matmul(params):
     return lambda name, u: u @ params[name]
 
 
-def _make_cell(name, hidden_size, init, core, initial_carry) -> Cell:
+def _step(name, core, prepare=None):
     def step(params, carry, x):
         _checks.rank(x, 1, "[D] (one time step of one example)", name, "x")
         _checks.floating(x, "x", name)
         _checks.features(x, params, name)
-        xw = affine(x, params["w_x"], params["b"])
-        return core(_matmul(params), params, carry, xw)
+        weights = params if prepare is None else prepare(params)
+        xw = affine(x, weights["w_x"], weights["b"])
+        return core(_matmul(weights), weights, carry, xw)
 
+    return step
+
+
+def _make_cell(name, hidden_size, init, core, initial_carry, prepare=None) -> Cell:
     def checked_init(key, input_size):
         _checks.hidden_size(input_size, "input_size")
         return init(key, input_size)
 
-    return Cell(checked_init, step, initial_carry, core, hidden_size, name)
+    return Cell(checked_init, _step(name, core, prepare), initial_carry, core, hidden_size, name, prepare=prepare)
+
+
+def prepared(cell: Cell) -> Cell:
+    """``cell`` to run on ``cell.prepare(params)`` (what :func:`rnnjax.unroll` computes once per sequence)."""
+    return cell if cell.prepare is None else cell._replace(step=_step(cell.name, cell.core), prepare=None)
 
 
 def _zeros_h(params):
@@ -86,7 +96,15 @@ def rnn(
     return _make_cell(f"rnn({hidden_size}, {activation})", hidden_size, init_fn, core, _zeros_h)
 
 
-def lstm(hidden_size: int, forget_bias=1.0) -> Cell:
+def _chrono(key, hidden_size: int, t_max):
+    """``log U(1, T_max - 1)`` per unit (Tallec & Ollivier 2018): the characteristic forgetting times of
+    the units spread over ``1 .. T_max``. ``t_max`` may be an array (a sweep vmaps over it)."""
+    if isinstance(t_max, (int, float)) and not t_max > 2:
+        raise ValueError(f"chrono: T_max must be > 2 (the longest dependency the cell should hold, in steps), got {t_max}")
+    return jnp.log(jax.random.uniform(key, (hidden_size,), minval=1.0, maxval=jnp.asarray(t_max, float) - 1.0))
+
+
+def lstm(hidden_size: int, forget_bias=1.0, chrono=None) -> Cell:
     """The LSTM with a forget gate (Hochreiter & Schmidhuber 1997; Gers, Schmidhuber & Cummins 2000).
 
     With ``[a_i, a_f, a_g, a_o] = W_x x_t + W_h h_{t-1} + b``:
@@ -101,6 +119,10 @@ def lstm(hidden_size: int, forget_bias=1.0) -> Cell:
     Init: ``w_x`` Glorot uniform, each gate's ``[H, H]`` block of ``w_h`` orthogonal, ``b`` zero except
     the forget block, which is ``forget_bias`` (Gers et al. 2000; Jozefowicz, Zaremba & Sutskever 2015),
     so the cell starts out remembering.
+
+    ``chrono=T_max``: chrono initialisation (Tallec & Ollivier 2018, "Can recurrent neural networks warp
+    time?"): ``b_f ~ log U(1, T_max - 1)`` per unit and ``b_i = -b_f`` (in place of ``forget_bias``), so
+    the units' memory times spread up to ``T_max``, the longest dependency expected.
     """
     hidden_size = _checks.hidden_size(hidden_size)
     H = hidden_size
@@ -108,6 +130,9 @@ def lstm(hidden_size: int, forget_bias=1.0) -> Cell:
     def init_fn(key, input_size):
         kx, kh = jax.random.split(key)
         b = jnp.zeros((4 * H,)).at[H : 2 * H].set(forget_bias)
+        if chrono is not None:
+            b_f = _chrono(jax.random.fold_in(key, 2), H, chrono)
+            b = jnp.zeros((4 * H,), b_f.dtype).at[:H].set(-b_f).at[H : 2 * H].set(b_f)
         return {
             "w_x": inits.glorot_uniform()(kx, (input_size, 4 * H)),
             "w_h": inits.blocks(inits.orthogonal(), kh, 4, H),
@@ -125,10 +150,11 @@ def lstm(hidden_size: int, forget_bias=1.0) -> Cell:
         h = _zeros_h(params)
         return LSTMCarry(h, h)
 
-    return _make_cell(f"lstm({H})", H, init_fn, core, initial_carry)
+    name = f"lstm({H})" if chrono is None else f"lstm({H}, chrono={chrono})"
+    return _make_cell(name, H, init_fn, core, initial_carry)
 
 
-def gru(hidden_size: int, reset_after: bool = False) -> Cell:
+def gru(hidden_size: int, reset_after: bool = False, chrono=None) -> Cell:
     """The GRU (Cho et al. 2014), with update gate ``z`` and reset gate ``r``.
 
     With ``[a_r, a_z, a_n] = W_x x_t + b``:
@@ -144,6 +170,9 @@ def gru(hidden_size: int, reset_after: bool = False) -> Cell:
     Shapes: ``x_t`` and carry ``h`` as for :func:`rnn`; params ``w_x`` ``[D, 3H]``, ``b`` ``[3H]``
     (gates r, z, n); ``reset_after=False``: ``w_h`` ``[H, 2H]`` (r, z) and ``w_hn`` ``[H, H]``;
     ``reset_after=True``: ``w_h`` ``[H, 3H]`` (r, z, n) and ``b_hn`` ``[H]``.
+
+    ``chrono=T_max``: chrono initialisation (Tallec & Ollivier 2018): ``b_z ~ -log U(1, T_max - 1)`` per
+    unit, so each unit takes in about ``1/T`` of its candidate per step for a ``T`` up to ``T_max``.
     """
     hidden_size = _checks.hidden_size(hidden_size)
     H = hidden_size
@@ -151,6 +180,9 @@ def gru(hidden_size: int, reset_after: bool = False) -> Cell:
     def init_fn(key, input_size):
         kx, kh = jax.random.split(key)
         params = {"w_x": inits.glorot_uniform()(kx, (input_size, 3 * H)), "b": jnp.zeros((3 * H,))}
+        if chrono is not None:
+            b_z = -_chrono(jax.random.fold_in(key, 2), H, chrono)
+            params["b"] = jnp.zeros((3 * H,), b_z.dtype).at[H : 2 * H].set(b_z)
         w_h = inits.blocks(inits.orthogonal(), kh, 3, H)
         if reset_after:
             params.update(w_h=w_h, b_hn=jnp.zeros((H,)))
@@ -170,5 +202,72 @@ def gru(hidden_size: int, reset_after: bool = False) -> Cell:
         h = h + z * (n - h)
         return h, h
 
-    suffix = ", reset_after=True" if reset_after else ""
+    suffix = (", reset_after=True" if reset_after else "") + (f", chrono={chrono}" if chrono is not None else "")
     return _make_cell(f"gru({H}{suffix})", H, init_fn, core, _zeros_h)
+
+
+def modrelu(z, bias):
+    """modReLU (Arjovsky, Shah & Bengio 2016) on real numbers: ``sign(z) · relu(|z| + bias)``: the
+    magnitude is shifted and rectified, the sign kept, so a negative ``bias`` opens a dead zone around 0."""
+    return jnp.sign(z) * jax.nn.relu(add_bias(jnp.abs(z), bias))  # z may have leading axes (the fast path's)
+
+
+def skew(a):
+    """``A - Aᵀ`` with ``A`` the strict upper triangle of ``a``: every skew-symmetric matrix, once."""
+    upper = jnp.triu(a, 1)
+    return upper - upper.T
+
+
+def henaff_init(key, hidden_size: int, dtype=float):
+    """The expRNN's init of ``a`` (Henaff, Szlam & LeCun 2016): ``skew(a)`` block diagonal with 2 x 2 blocks
+    ``[[0, s], [-s, 0]]``, ``s ~ U(-π, π)``, so ``expm(skew(a))`` is a block-diagonal rotation."""
+    s = jax.random.uniform(key, (hidden_size // 2,), dtype, -jnp.pi, jnp.pi)
+    rows = jnp.arange(hidden_size // 2) * 2
+    return jnp.zeros((hidden_size, hidden_size), dtype).at[rows, rows + 1].set(s)
+
+
+def exp_rnn(hidden_size: int, activation: str = "modrelu") -> Cell:
+    """The orthogonal RNN of Lezcano-Casado & Martínez-Rubio 2019 (expRNN; "Cheap orthogonal constraints
+    in neural networks", ICML), its recurrent matrix the exponential of a skew-symmetric one:
+
+        W = expm(A - Aᵀ)                       (A the strict upper triangle of the param ``a``)
+        h_t = σ(W_x x_t + b + W h_{t-1}),      σ = modReLU(·; b_mod) (the paper's) or tanh
+
+    ``W`` is orthogonal for every ``a``, so it stays orthogonal through training by any optimiser, and
+    ``∂h_t/∂h_{t-1} = diag(σ') W`` never shrinks a gradient through ``W`` itself: ``‖∂L/∂h_t‖`` stays flat
+    over long sequences wherever σ' is 1. ``W`` is computed once per sequence (``prepare``; gradients flow
+    through ``jax.scipy.linalg.expm``).
+
+    Shapes: ``x_t`` ``[D]``; carry ``h`` ``[H]``; params ``w_x`` ``[D, H]``, ``b`` ``[H]``, ``a`` ``[H, H]``
+    (its strict upper triangle is used) and, for modReLU, ``b_mod`` ``[H]``.
+
+    Init (the paper's): ``a`` by :func:`henaff_init`; ``w_x`` He normal (He et al. 2015); ``b`` zero;
+    ``b_mod`` ``U(-0.01, 0.01)``.
+    """
+    hidden_size = _checks.hidden_size(hidden_size)
+    if activation not in ("modrelu", "tanh"):
+        raise ValueError(f"exp_rnn: unknown activation {activation!r}; expected 'modrelu' or 'tanh'")
+    H = hidden_size
+
+    def init_fn(key, input_size):
+        kx, ka, kb = jax.random.split(key, 3)
+        params = {"w_x": jax.nn.initializers.he_normal()(kx, (input_size, H), float), "b": jnp.zeros((H,)),
+                  "a": henaff_init(ka, H)}
+        if activation == "modrelu":
+            params["b_mod"] = jax.random.uniform(kb, (H,), float, -0.01, 0.01)
+        return params
+
+    def prepare(params):
+        weights = {k: v for k, v in params.items() if k != "a"}
+        weights["w_h"] = jax.scipy.linalg.expm(skew(params["a"]))
+        return weights
+
+    def core(rec, weights, h, xw):
+        z = xw + rec("w_h", h)
+        h = modrelu(z, weights["b_mod"]) if activation == "modrelu" else jnp.tanh(z)
+        return h, h
+
+    def initial_carry(params):
+        return jnp.zeros(params["b"].shape, params["b"].dtype)
+
+    return _make_cell(f"exp_rnn({H}, {activation})", H, init_fn, core, initial_carry, prepare)

@@ -48,6 +48,10 @@ class Cell(NamedTuple):
       readout: optional, ``readout(params, carry, x) -> y`` for a cell whose output is a function of the
         new carry other than its hidden state (the LRU), so that the gradient-flow diagnostics can follow
         a perturbation of the state into the same step's output. ``None`` when ``y`` is the hidden state.
+      prepare: optional, ``prepare(params) -> weights`` for a cell whose recurrent matrix is computed from
+        its params (the expRNN's ``W = expm(A - Aᵀ)``): ``core`` runs on ``prepare(params)``, which
+        :func:`rnnjax.unroll` computes once per sequence (gradients flow through it); ``step`` computes it
+        at every call, so scanning ``step`` by hand is right but slower. ``None``: ``core`` runs on params.
     """
 
     init: Callable[..., Params]
@@ -58,6 +62,7 @@ class Cell(NamedTuple):
     name: str = "cell"
     parallel: Callable[..., tuple[Carry, Array]] | None = None
     readout: Callable[..., Array] | None = None
+    prepare: Callable[[Params], Params] | None = None
 
 
 class Net(NamedTuple):

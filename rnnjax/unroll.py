@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from rnnjax import _checks, fused
+from rnnjax import _checks, cells, fused
 from rnnjax.types import Cell
 
 
@@ -72,6 +72,8 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
             raise ValueError(f"{cell.name}: remat applies to the sequential unroll; the parallel scan keeps "
                              "O(T) states either way (use parallel=False with remat)")
         return cell.parallel(params, xs, carry, mask, reverse)
+    if cell.prepare is not None:  # the derived weights once per sequence, not once per step
+        params, cell = cell.prepare(params), cells.prepared(cell)
     if remat is not None:
         return _remat_unroll(cell, params, xs, carry, mask, reverse, _checks.positive_int(remat, f"{cell.name}: remat"))
     return _unroll(cell, params, xs, carry, mask, reverse=reverse, fast=fast)

@@ -1,0 +1,140 @@
+"""The cures for long-range memory (issue 19): chrono initialisation of the LSTM and GRU, and the orthogonal
+expRNN, against oracles written here (the paper's distribution, a NumPy/SciPy loop, finite differences)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import scipy.linalg
+
+import rnnjax
+from rnnjax import diagnostics
+from rnnjax.cells import modrelu, skew
+
+
+@pytest.mark.parametrize("t_max", [50, 1000])
+def test_chrono_lstm_biases_have_the_stated_distribution(t_max):
+    """Tallec & Ollivier 2018: b_f ~ log U(1, T_max - 1), b_i = -b_f, the other gates' biases zero."""
+    cell = rnnjax.lstm(512, chrono=t_max)
+    b = np.stack([np.asarray(cell.init(jax.random.key(k), 2)["b"], np.float64) for k in range(16)])  # 8,192 units
+    b_i, b_f, b_g, b_o = (x.ravel() for x in np.split(b, 4, axis=1))
+    u = np.exp(b_f)  # should be U(1, T_max - 1)
+    assert u.min() >= 1 - 1e-4 and u.max() <= t_max - 1 + 1e-3
+    width = t_max - 2
+    np.testing.assert_allclose(u.mean(), 1 + width / 2, rtol=0.03)
+    np.testing.assert_allclose(u.std(), width / np.sqrt(12), rtol=0.03)
+    deciles = np.quantile(u, np.linspace(0.1, 0.9, 9))
+    np.testing.assert_allclose(deciles, 1 + width * np.linspace(0.1, 0.9, 9), rtol=0.06)
+    np.testing.assert_array_equal(b_i, -b_f)
+    assert not b_g.any() and not b_o.any()
+
+
+def test_chrono_gru_update_bias_and_the_default_init_unchanged():
+    t_max = 200
+    cell = rnnjax.gru(512, chrono=t_max)
+    b = np.stack([np.asarray(cell.init(jax.random.key(k), 2)["b"], np.float64) for k in range(16)])
+    b_r, b_z, b_n = (x.ravel() for x in np.split(b, 3, axis=1))
+    u = np.exp(-b_z)  # b_z = -log U(1, T_max - 1): z ≈ 1/T, the unit keeps (1 - z) of its state per step
+    assert u.min() >= 1 - 1e-4 and u.max() <= t_max - 1 + 1e-3
+    np.testing.assert_allclose(u.mean(), 1 + (t_max - 2) / 2, rtol=0.03)
+    assert not b_r.any() and not b_n.any()
+    # the weights are drawn as without chrono (only the biases change), and the default is untouched
+    plain, chrono = rnnjax.lstm(8).init(jax.random.key(1), 3), rnnjax.lstm(8, chrono=100).init(jax.random.key(1), 3)
+    np.testing.assert_array_equal(plain["w_h"], chrono["w_h"])
+    np.testing.assert_array_equal(plain["b"], jnp.zeros(32).at[8:16].set(1.0))
+    with pytest.raises(ValueError, match="T_max must be > 2"):
+        rnnjax.lstm(8, chrono=2).init(jax.random.key(0), 3)
+
+
+def _reference_exp_rnn(params, xs):
+    """The expRNN written directly, in float64 NumPy with SciPy's expm."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    upper = np.triu(p["a"], 1)
+    w = scipy.linalg.expm(upper - upper.T)
+    h, out = np.zeros(p["b"].shape), []
+    for x in np.asarray(xs, np.float64):
+        z = x @ p["w_x"] + p["b"] + h @ w
+        h = np.sign(z) * np.maximum(np.abs(z) + p["b_mod"], 0.0)
+        out.append(h)
+    return np.stack(out)
+
+
+def test_exp_rnn_matches_a_reference_written_here_on_every_path():
+    cell = rnnjax.exp_rnn(6)
+    params = cell.init(jax.random.key(0), 3)
+    xs = jax.random.normal(jax.random.key(1), (40, 3))
+    expected = _reference_exp_rnn(params, xs)
+    for kwargs in ({}, {"fast": False}, {"remat": 7}):
+        _, ys = rnnjax.unroll(cell, params, xs, **kwargs)
+        np.testing.assert_allclose(ys, expected, rtol=2e-4, atol=2e-4 * np.abs(expected).max())
+    h = cell.initial_carry(params)
+    for x in xs:  # the public step computes W itself: the same numbers, step by step
+        h, _ = cell.step(params, h, x)
+    np.testing.assert_allclose(h, expected[-1], rtol=2e-4, atol=2e-4 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_exp_rnn_gradients_match_finite_differences_in_float64(fast):
+    with jax.enable_x64(True):
+        cell = rnnjax.exp_rnn(4)
+        params = cell.init(jax.random.key(2), 2)
+        params["b_mod"] = params["b_mod"] + 0.3  # away from modReLU's kink at 0 for every unit and step
+        xs = jax.random.normal(jax.random.key(3), (12, 2))
+        assert params["a"].dtype == xs.dtype == jnp.float64
+
+        def loss(p):
+            return jnp.sum(jnp.sin(rnnjax.unroll(cell, p, xs, fast=fast)[1]))
+
+        grads = jax.grad(loss)(params)
+        rng = np.random.default_rng(0)
+        for name in ("a", "w_x", "b", "b_mod"):
+            direction = rng.standard_normal(params[name].shape)
+            eps = 1e-6
+            plus = dict(params, **{name: params[name] + eps * direction})
+            minus = dict(params, **{name: params[name] - eps * direction})
+            numeric = (loss(plus) - loss(minus)) / (2 * eps)
+            np.testing.assert_allclose(jnp.sum(grads[name] * direction), numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_exp_rnn_recurrent_matrix_stays_orthogonal_through_training():
+    cell = rnnjax.exp_rnn(16)
+    readout = rnnjax.mlp([1], activation="identity")
+    k1, k2 = jax.random.split(jax.random.key(0))
+    params = {"cell": cell.init(k1, 2), "readout": readout.init(k2, 16)}
+    xs, targets = rnnjax.datasets.adding_task(jax.random.key(1), 32, 30)
+
+    def loss_fn(p, batch, key):
+        del key
+        x, y = batch
+        ys = jax.vmap(lambda s: rnnjax.unroll(cell, p["cell"], s)[1][-1])(x)
+        return jnp.mean((readout.apply(p["readout"], ys)[..., 0] - y) ** 2)
+
+    opt = optax.adam(1e-2)
+    step = rnnjax.make_train_step(loss_fn, opt)
+    state = rnnjax.init_state(params, opt, jax.random.key(2))
+    for _ in range(20):
+        state, _ = step(state, (xs, targets))
+    a = state.params["cell"]["a"]
+    assert not np.allclose(a, params["cell"]["a"])  # training moved it
+    w = jax.scipy.linalg.expm(skew(a))
+    np.testing.assert_allclose(w.T @ w, np.eye(16), atol=1e-5)
+
+
+def test_exp_rnn_gradient_norm_stays_flat_over_200_steps_where_the_tanh_rnn_shrinks():
+    xs = jax.random.normal(jax.random.key(0), (200, 2)) * 0.1
+
+    def ratio(cell):
+        params = cell.init(jax.random.key(1), 2)
+        norms = diagnostics.hidden_grad_norms(cell, params, xs, lambda ys, carry: jnp.sum(ys[-1]))
+        return float(norms[0] / norms[-1])
+
+    assert 0.5 < ratio(rnnjax.exp_rnn(32)) <= 1.0 + 1e-4  # ‖∂L/∂h_1‖ ≈ ‖∂L/∂h_T‖
+    assert ratio(rnnjax.rnn(32)) < 0.05  # the tanh RNN's shrinks step by step (0.012 measured)
+
+
+def test_modrelu_and_bad_activation():
+    z = jnp.array([-2.0, -0.05, 0.0, 0.05, 2.0])
+    np.testing.assert_allclose(modrelu(z, jnp.full(5, -0.1)), [-1.9, 0.0, 0.0, 0.0, 1.9], atol=1e-7)
+    with pytest.raises(ValueError, match="unknown activation 'relu'"):
+        rnnjax.exp_rnn(4, activation="relu")
