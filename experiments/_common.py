@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import pathlib
+import time
 
+import numpy as np
 import optax
 
 import rnnjax
@@ -163,3 +167,30 @@ def train(cfg: TrainConfig, parts, out=None, progress: bool = True):
         progress=progress,
         config=dataclasses.asdict(cfg),
     )
+
+
+def over_seeds(cfg, out, run_one, metric: str, below: float | None = None):
+    """Runs ``run_one(cfg_k, folder)`` for the seeds ``cfg.seed .. cfg.seed + cfg.seeds - 1`` in turn, each
+    in its own run folder ``out/seed-K`` (so each resumes on its own), and writes ``out/seeds.json``: the
+    final ``metric`` of every seed, their median, min and max, and the fraction of seeds below ``below``.
+    ``run_one`` returns the run's history (``history[-1][metric]`` is the final value). Returns the summary.
+    """
+    if out is None:
+        raise ValueError(f"seeds={cfg.seeds} needs an output folder (--out): each seed has its own run folder in it")
+    out = pathlib.Path(out)
+    rows = []
+    with rnnjax.run_dir.RunDir(out, dataclasses.asdict(cfg)):
+        for k in range(cfg.seeds):
+            one = dataclasses.replace(cfg, seed=cfg.seed + k, seeds=1)
+            start = time.perf_counter()
+            history = run_one(one, out / f"seed-{one.seed}")
+            rows.append({"seed": one.seed, metric: float(history[-1][metric]), "wall_s": time.perf_counter() - start})
+        values = np.asarray([r[metric] for r in rows])
+        summary = {"metric": metric, "seeds": rows, "median": float(np.median(values)), "min": float(values.min()),
+                   "max": float(values.max()), "steps": cfg.steps}
+        if below is not None:
+            summary[f"fraction_below_{below:g}"] = float(np.mean(values < below))
+        (out / "seeds.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"{cfg.seeds} seeds: {metric} median {summary['median']:.4g} (min {summary['min']:.4g}, max {summary['max']:.4g})"
+          + (f"; {summary[f'fraction_below_{below:g}']:.0%} of seeds below {below:g}" if below is not None else ""))
+    return summary

@@ -3,8 +3,10 @@
     python -m experiments.adding --cell=lstm --out runs/adding-lstm     # T 200
     python -m experiments.adding --cell=rnn --out runs/adding-rnn
     python -m experiments.adding --quick --out /tmp/adding              # T 20, ~10 s smoke run
+    python -m experiments.adding --cell=chrono_lstm --seeds=3 --out runs/adding-chrono   # 3 seeds, median and spread
 
-A cell (``lstm``, ``gru``, tanh ``rnn``, ``irnn``: ReLU with identity init, or the linear recurrences
+A cell (``lstm``, ``gru``, tanh ``rnn``, ``irnn``: ReLU with identity init, ``chrono_lstm`` and
+``chrono_gru``: chrono init with ``T_max = length``, the orthogonal ``exp_rnn``, or the linear recurrences
 ``min_gru``, ``min_lstm``, ``lru`` with their parallel unroll) reads the two-channel sequence; a linear
 readout of its last output predicts the sum of the two marked values. Training
 is RMSProp with clipping by global norm (``rnnjax.make_optimizer``), batches drawn from ``fold_in(key,
@@ -33,6 +35,7 @@ class Config(_common.TrainConfig):
     length: int = 200
     learning_rate: float = 3e-3
     schedule: str = "cosine"
+    seeds: int = 1  # > 1: seed, seed + 1, ... each in OUT/seed-K, summarised in OUT/seeds.json
 
 
 QUICK = dict(length=20, hidden=32, steps=400, eval_every=100, checkpoint_every=100, learning_rate=1e-2)
@@ -67,6 +70,9 @@ def build(cfg: Config):
 
 
 def run(cfg: Config, out=None, progress: bool = True):
+    """Trains and returns ``(state, history)``; with ``seeds > 1`` every seed, and returns their summary."""
+    if cfg.seeds > 1:
+        return _common.over_seeds(cfg, out, lambda one, folder: run(one, folder, progress)[1], "eval_mse", below=0.01)
     parts = build(cfg)
     print(f"adding problem, T={cfg.length}, {cfg.cell}({cfg.hidden}), {cfg.steps} steps; baseline MSE {BASELINE:.3f}")
     start = time.perf_counter()

@@ -30,6 +30,7 @@ N_CLASSES = N_SYMBOLS + 2
 class Config(_common.TrainConfig):
     cell: str = "gru"
     length: int = 100
+    seeds: int = 1  # > 1: seed, seed + 1, ... each in OUT/seed-K, summarised in OUT/seeds.json
 
 
 QUICK = dict(length=10, hidden=32, steps=300, eval_every=100, checkpoint_every=100, learning_rate=3e-3)
@@ -66,6 +67,9 @@ def build(cfg: Config):
 
 
 def run(cfg: Config, out=None, progress: bool = True):
+    """Trains and returns ``(state, history)``; with ``seeds > 1`` every seed, and returns their summary."""
+    if cfg.seeds > 1:
+        return _common.over_seeds(cfg, out, lambda one, folder: run(one, folder, progress)[1], "eval_xent")
     parts = build(cfg)
     baseline = copy_baseline(cfg.length, N_SYMBOLS, N_COPY)
     print(f"copy task, T={cfg.length}, {cfg.cell}({cfg.hidden}), {cfg.steps} steps; memoryless baseline {baseline:.4f} nats")

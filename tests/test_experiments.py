@@ -125,3 +125,20 @@ def test_values_that_make_training_meaningless_are_refused_before_any_work(arg, 
     assert f"error: {message}" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
     adding.Config(clip="none", clip_threshold=0.0)  # no clipping: the threshold is not used
+
+
+def test_seeds_run_in_their_own_folders_and_are_summarised(tmp_path, capsys):
+    """Issue 19: a result is several seeds' median and spread; each seed resumes on its own."""
+    argv = ["--quick", "--cell=chrono_lstm", "--steps=20", "--eval_every=10", "--checkpoint_every=10", "--seeds=2", f"--out={tmp_path}"]
+    summary = adding.main(argv)
+    values = [json.loads((tmp_path / f"seed-{k}" / "metrics.json").read_text())["eval_mse"] for k in (0, 1)]
+    assert [r["seed"] for r in summary["seeds"]] == [0, 1] and [r["eval_mse"] for r in summary["seeds"]] == values
+    assert values[0] != values[1] and summary["median"] == pytest.approx(sum(values) / 2)
+    assert summary["min"] == min(values) and summary["fraction_below_0.01"] == 0.0
+    assert json.loads((tmp_path / "seed-1" / "config.json").read_text())["seed"] == 1
+    assert json.loads((tmp_path / "seeds.json").read_text()) == summary
+    capsys.readouterr()
+    assert adding.main(argv) == summary | {"seeds": [r | {"wall_s": pytest.approx(r["wall_s"], abs=1e9)} for r in summary["seeds"]]}
+    assert capsys.readouterr().out.count("resumed from") == 2  # finished seeds are not trained again
+    with pytest.raises(ValueError, match="seeds=2 needs an output folder"):
+        adding.run(adding.Config(**adding.QUICK, seeds=2))
