@@ -23,7 +23,8 @@ Batches are bucketed by length (``rnnjax.datasets.padding``).
 Baseline (``rnnjax.models.bag_of_words``): logistic regression on binary unigram + bigram features, its L2
 strength chosen on the same validation fold from a grid.
 
-Each fold's models are saved (``fold-K/``: ``vocab.json``, ``model.json``, ``checkpoints/``) and
+Each fold's models are saved (``fold-K/``: ``vocab_words.json``, ``model.json`` with the fold's record,
+``checkpoints/``; a rerun of the same config keeps the finished folds and trains the rest) and
 ``predict`` prints the class probabilities of new sentences, averaged over the saved folds (or one
 ``--fold``).
 """

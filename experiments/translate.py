@@ -22,7 +22,7 @@ Adam with clipping at norm 5. Decoding (``rnnjax.models.decoding``): greedy and 
 wide, length normalisation ``alpha``), compiled and vmapped over sentences. BLEU is sacrebleu's
 corpus BLEU (13a tokenisation, case-insensitive: the model writes lower case) of the detokenised output
 against the original English references of the test split. The run saves ``config.json``,
-``vocab_src.json``, ``vocab_tgt.json``, ``checkpoints/`` and ``result.json``.
+``vocab_src.json``, ``vocab_tgt.json`` and ``model.json`` (their fingerprints), ``checkpoints/`` and ``result.json``.
 """
 
 from __future__ import annotations
