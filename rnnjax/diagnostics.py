@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from rnnjax import _checks, _linalg
+from rnnjax import _checks, _linalg, cells
 from rnnjax.fused import masked
 from rnnjax.types import Cell, LSTMCarry
 
@@ -40,6 +40,11 @@ def _check(cell, params, xs, mask):
     _checks.sequence(xs, mask, params, cell.name)
     if xs.shape[0] == 0:
         raise ValueError(f"{cell.name}: a gradient-flow diagnostic needs a sequence of at least one step, got T = 0")
+
+
+def _prepared(cell, params):
+    # a cell with derived weights (the expRNN's W = expm(A - Aᵀ)) steps on them, computed once, not per step
+    return (cell, params) if cell.prepare is None else (cells.prepared(cell), cell.prepare(params))
 
 
 def hidden_grad_norms(cell: Cell, params, xs, loss_fn, carry=None, mask=None, truncate: int | None = None):
@@ -63,6 +68,7 @@ def hidden_grad_norms(cell: Cell, params, xs, loss_fn, carry=None, mask=None, tr
 
         truncate = check_chunk(truncate, T)
     carry = cell.initial_carry(params) if carry is None else carry
+    cell, params = _prepared(cell, params)
     mask = None if mask is None else jnp.asarray(mask) != 0
 
     def loss_of_perturbations(eps):
@@ -118,6 +124,7 @@ def jacobian_norms(cell: Cell, params, xs, carry=None, until: int | None = None)
     if not isinstance(s, int) or not 0 <= s < T:
         raise IndexError(f"{cell.name}: time index until={until} is out of range for a sequence of {T} steps (0..{T - 1})")
     carry = cell.initial_carry(params) if carry is None else carry
+    cell, params = _prepared(cell, params)
     xs = xs[: s + 1]
     # states entering each step t+1, i.e. the state after step t, for t = 0..s
     _, states = lax.scan(lambda c, x: (lambda n: (n, n))(cell.step(params, c, x)[0]), carry, xs)
