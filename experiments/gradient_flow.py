@@ -73,8 +73,8 @@ QUICK = dict(length=20, hidden=16, steps=40, eval_batch=4, explode_scale=3.0, ex
 FIGURES = ("norms", "exploding", "truncation", "all")
 
 
-def model(cell_fn, hidden, key, length=None):
-    cell = cell_fn(hidden, length)
+def model(cell_fn, hidden, key):
+    cell = cell_fn(hidden)
     readout = rnnjax.mlp([1], activation="identity")
     k1, k2 = jax.random.split(key)
     return cell, readout, {"cell": cell.init(k1, 2), "readout": readout.init(k2, hidden)}
@@ -131,7 +131,7 @@ def figure_norms(cfg, out, key):
     curves, ratios, trained = {}, {}, {}
     for index, (name, cell_fn) in enumerate(FIGURE_CELLS.items()):
         start = time.perf_counter()
-        cell, readout, params = model(cell_fn, cfg.hidden, jax.random.fold_in(key, index), cfg.length)
+        cell, readout, params = model(lambda h: cell_fn(h, cfg.length), cfg.hidden, jax.random.fold_in(key, index))
         before = mean_grad_norms(cell, readout, params, xs, targets)
         ratios[name] = {"init": float(before[0] / before[-1])}
         if cfg.steps:  # steps=0 draws the initialisation alone (cheap at T = 1000)
@@ -167,7 +167,7 @@ def figure_exploding(cfg, out, key):
 
     runs = {}
     for label, clip in [("no clipping", None), ("clipped at 1", "global_norm")]:
-        cell, readout, params = model(lambda h, t: rnnjax.rnn(h, recurrent_scale=cfg.explode_scale), cfg.hidden, key)
+        cell, readout, params = model(lambda h: rnnjax.rnn(h, recurrent_scale=cfg.explode_scale), cfg.hidden, key)
         optimizer = rnnjax.make_optimizer("sgd", cfg.explode_learning_rate, clip=clip, clip_threshold=1.0)
         _, history = train(cell, readout, params, cfg, jax.random.fold_in(key, 3), optimizer, cfg.explode_steps, cfg.explode_length)
         runs[label] = history
@@ -194,7 +194,7 @@ def figure_truncation(cfg, out, key, trained=None, data=None):
     import matplotlib.pyplot as plt
 
     if trained is None:
-        cell, readout, params = model(FIGURE_CELLS["lstm"], cfg.hidden, key, cfg.length)
+        cell, readout, params = model(lambda h: FIGURE_CELLS["lstm"](h, cfg.length), cfg.hidden, key)
         params, _ = train(cell, readout, params, cfg, jax.random.fold_in(key, 7))
     else:
         cell, readout, params = trained
