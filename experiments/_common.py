@@ -44,6 +44,11 @@ A model reads a cell's outputs ``ys`` (``ys[-1]`` for one prediction per sequenc
 LRU's carry is its complex state, not its output. Models that hand a carry on (the encoder–decoder) take
 the cells whose carry is their state."""
 
+LR_SCALES = {"exp_rnn": {"a": 0.1}}
+"""Parameters a cell's recipe trains at a fraction of the learning rate (``rnnjax.make_optimizer(lr_scales=)``):
+expRNN's skew-symmetric ``a`` at a tenth (Lezcano-Casado & Martínez-Rubio 2019, ``lr_orth = lr / 10`` in
+every experiment of the paper). :func:`make_optimizer` applies them for ``cfg.cell``."""
+
 CARRY_CELLS = ("lstm", "gru", "rnn", "irnn")
 """The cells whose carry can start another network (the encoder's final carry starts the decoder)."""
 
@@ -141,14 +146,15 @@ class TrainConfig(OptimizerConfig):
 
 def make_optimizer(cfg: OptimizerConfig, steps: int | None = None):
     """``rnnjax.make_optimizer`` from a config: ``schedule`` is ``constant`` or ``cosine`` (to lr/10 over
-    ``steps``, by default ``cfg.steps``)."""
+    ``steps``, by default ``cfg.steps``); the cell's :data:`LR_SCALES` when the config names a cell."""
     if cfg.schedule not in ("constant", "cosine"):
         raise ValueError(f"unknown schedule {cfg.schedule!r}; expected 'constant' or 'cosine'")
     lr = cfg.learning_rate
     if cfg.schedule == "cosine":
         lr = optax.cosine_decay_schedule(cfg.learning_rate, steps or cfg.steps, alpha=0.1)
     clip = None if cfg.clip == "none" else cfg.clip
-    return rnnjax.make_optimizer(cfg.optimizer, lr, clip=clip, clip_threshold=cfg.clip_threshold)
+    return rnnjax.make_optimizer(cfg.optimizer, lr, clip=clip, clip_threshold=cfg.clip_threshold,
+                                 lr_scales=LR_SCALES.get(getattr(cfg, "cell", None)))
 
 
 def train(cfg: TrainConfig, parts, out=None, progress: bool = True):

@@ -9,6 +9,7 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import jax
@@ -39,6 +40,29 @@ def record_grad_norm() -> optax.GradientTransformation:
     return optax.GradientTransformation(init, update)
 
 
+def scale_by_name(scales: Mapping[str, float]) -> optax.GradientTransformation:
+    """Multiplies the update of every leaf stored under a dict key in ``scales`` by its factor; others pass.
+
+    ``scale_by_name({"a": 0.1})`` after an optimiser's step gives the parameters named ``a`` (at any depth
+    of the params dict) a tenth of its learning rate. Stateless; the scales are Python numbers, fixed when
+    the optimiser is made.
+    """
+    scales = dict(scales)
+
+    def factor(path):
+        last = path[-1] if path else None
+        return scales.get(last.key) if isinstance(last, jax.tree_util.DictKey) else None
+
+    def update(updates, state, params=None):
+        del params
+        if not scales:
+            return updates, state
+        return jax.tree_util.tree_map_with_path(
+            lambda path, u: u if factor(path) is None else u * jnp.asarray(factor(path), u.dtype), updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def _check_non_negative(value, what):
     try:
         v = float(value)
@@ -59,6 +83,7 @@ def make_optimizer(
     momentum=0.0,
     b1=0.9,
     b2=0.999,
+    lr_scales: Mapping[str, float] | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """Clipping, then an adaptive step: ``optax.chain(clip, record ‖g‖, rmsprop | adam | sgd)``.
 
@@ -78,6 +103,10 @@ def make_optimizer(
       clip: ``"global_norm"`` (Pascanu et al. 2013), ``"value"`` (each component to
         ``[-clip_threshold, clip_threshold]``, char-rnn's ±5), or ``None``.
       clip_threshold: τ ≥ 0; ``jnp.inf`` disables clipping while keeping the state's layout.
+      lr_scales: ``{name: factor}``: the step of every parameter stored under the dict key ``name`` is
+        multiplied by ``factor`` (:func:`scale_by_name`), i.e. that parameter trains at ``factor × lr``
+        (RMSProp and Adam are element-wise, so this is a second optimiser with the smaller rate). expRNN
+        trains its skew-symmetric ``a`` at a tenth of the rate (Lezcano-Casado & Martínez-Rubio 2019).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
@@ -88,6 +117,8 @@ def make_optimizer(
         raise ValueError(f"unknown clip {clip!r}; expected one of {list(CLIPS)} or None")
     if not callable(learning_rate):
         _check_non_negative(learning_rate, "learning_rate")
+    for key, factor in (lr_scales or {}).items():
+        _check_non_negative(factor, f"lr_scales[{key!r}]")
     _check_non_negative(clip_threshold, "clip_threshold")
 
     def chain(learning_rate, clip_threshold, decay, eps, momentum, b1, b2):
@@ -102,7 +133,8 @@ def make_optimizer(
             step = optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)
         else:
             step = optax.sgd(learning_rate, momentum=momentum)
-        return optax.chain(clipper, record_grad_norm(), step)
+        scaled = [scale_by_name(lr_scales)] if lr_scales else []  # none: the state's layout as before
+        return optax.chain(clipper, record_grad_norm(), step, *scaled)
 
     return optax.inject_hyperparams(chain)(
         learning_rate=learning_rate,

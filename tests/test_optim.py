@@ -91,3 +91,43 @@ def test_bad_optimizer_arguments():
         rnnjax.make_optimizer("rmsprop", 0.1, clip_threshold=-1)
     with pytest.raises(ValueError, match="unknown clip 'norm'"):
         rnnjax.make_optimizer("rmsprop", 0.1, clip="norm")
+
+
+def test_lr_scales_is_a_second_rmsprop_at_the_smaller_rate_for_the_named_parameters():
+    # expRNN's recipe: ``a`` (at any depth) trains at lr/10; every other parameter exactly as without scales
+    params = {"cell": {"a": jnp.array([0.5, -1.0]), "w_x": jnp.array([2.0])}, "readout": {"w": jnp.array([1.0])}}
+    grads = [jax.tree.map(lambda p, k=k: jnp.sin(p * (k + 1)) + 0.3, params) for k in range(3)]
+
+    def run(opt, p=params):
+        state = opt.init(p)
+        for g in grads:
+            updates, state = opt.update(g, state, p)
+            p = optax.apply_updates(p, updates)
+        return p
+
+    scaled = run(rnnjax.make_optimizer("rmsprop", 0.01, clip=None, lr_scales={"a": 0.1}))
+    plain = run(rnnjax.make_optimizer("rmsprop", 0.01, clip=None))
+    slow = run(rnnjax.make_optimizer("rmsprop", 0.001, clip=None))
+    np.testing.assert_allclose(scaled["cell"]["a"], slow["cell"]["a"], rtol=1e-6)
+    assert not np.allclose(scaled["cell"]["a"], plain["cell"]["a"])
+    np.testing.assert_array_equal(scaled["cell"]["w_x"], plain["cell"]["w_x"])
+    np.testing.assert_array_equal(scaled["readout"]["w"], plain["readout"]["w"])
+    frozen = run(rnnjax.make_optimizer("adam", 0.01, lr_scales={"a": 0.0}))
+    np.testing.assert_array_equal(frozen["cell"]["a"], params["cell"]["a"])
+    with pytest.raises(ValueError, match=r"lr_scales\['a'\] must be non-negative"):
+        rnnjax.make_optimizer("rmsprop", 0.01, lr_scales={"a": -1.0})
+
+
+def test_the_experiments_train_exp_rnn_skew_parameter_at_a_tenth():
+    from experiments import _common, adding
+
+    def a_step(cell):
+        cfg = adding.Config(cell=cell, hidden=4, length=5, clip="none", learning_rate=1e-2)
+        params = {"cell": {"a": jnp.ones(3), "w_x": jnp.ones(3)}}
+        opt = _common.make_optimizer(cfg)
+        updates, _ = opt.update(jax.tree.map(jnp.ones_like, params), opt.init(params), params)
+        return updates["cell"]
+
+    exp, lstm = a_step("exp_rnn"), a_step("lstm")
+    np.testing.assert_allclose(exp["a"], 0.1 * exp["w_x"], rtol=1e-6)
+    np.testing.assert_allclose(lstm["a"], lstm["w_x"], rtol=1e-6)
