@@ -32,7 +32,8 @@ CELLS = {
     "chrono_lstm": _chrono(rnnjax.lstm),
     "chrono_gru": _chrono(rnnjax.gru),
     # orthogonal recurrence kept orthogonal through training (Lezcano-Casado & Martínez-Rubio 2019)
-    "exp_rnn": lambda h, t: rnnjax.exp_rnn(h),
+    "exp_rnn": lambda h, t: rnnjax.exp_rnn(h),  # Henaff init, the paper's for the copy task
+    "exp_rnn_cayley": lambda h, t: rnnjax.exp_rnn(h, init="cayley"),  # rotations near the identity (its MNIST init)
     # linear recurrences with a parallel scan (rnnjax.linear; rnnjax.unroll picks it on GPU/TPU)
     "min_gru": lambda h, t: rnnjax.min_gru(h),
     "min_lstm": lambda h, t: rnnjax.min_lstm(h),
@@ -44,7 +45,7 @@ A model reads a cell's outputs ``ys`` (``ys[-1]`` for one prediction per sequenc
 LRU's carry is its complex state, not its output. Models that hand a carry on (the encoder–decoder) take
 the cells whose carry is their state."""
 
-LR_SCALES = {"exp_rnn": {"a": 0.1}}
+LR_SCALES = {"exp_rnn": {"a": 0.1}, "exp_rnn_cayley": {"a": 0.1}}
 """Parameters a cell's recipe trains at a fraction of the learning rate (``rnnjax.make_optimizer(lr_scales=)``):
 expRNN's skew-symmetric ``a`` at a tenth (Lezcano-Casado & Martínez-Rubio 2019, ``lr_orth = lr / 10`` in
 every experiment of the paper). :func:`make_optimizer` applies them for ``cfg.cell``."""
@@ -190,13 +191,15 @@ def over_seeds(cfg, out, run_one, metric: str, below: float | None = None):
             one = dataclasses.replace(cfg, seed=cfg.seed + k, seeds=1)
             start = time.perf_counter()
             history = run_one(one, out / f"seed-{one.seed}")
-            rows.append({"seed": one.seed, metric: float(history[-1][metric]), "wall_s": time.perf_counter() - start})
+            # train_s: the seed's training time over all its sittings (a resumed seed keeps its earlier time)
+            wall = history[-1].get("train_s", time.perf_counter() - start)
+            rows.append({"seed": one.seed, metric: float(history[-1][metric]), "wall_s": wall})
         values = np.asarray([r[metric] for r in rows])
         summary = {"metric": metric, "seeds": rows, "median": float(np.median(values)), "min": float(values.min()),
                    "max": float(values.max()), "steps": cfg.steps}
         if below is not None:
-            summary[f"fraction_below_{below:g}"] = float(np.mean(values < below))
+            summary[f"fraction_below_{below:.3g}"] = float(np.mean(values < below))
         (out / "seeds.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"{cfg.seeds} seeds: {metric} median {summary['median']:.4g} (min {summary['min']:.4g}, max {summary['max']:.4g})"
-          + (f"; {summary[f'fraction_below_{below:g}']:.0%} of seeds below {below:g}" if below is not None else ""))
+          + (f"; {summary[f'fraction_below_{below:.3g}']:.0%} of seeds below {below:.3g}" if below is not None else ""))
     return summary

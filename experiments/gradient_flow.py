@@ -135,7 +135,9 @@ def figure_norms(cfg, out, key):
         before = mean_grad_norms(cell, readout, params, xs, targets)
         ratios[name] = {"init": float(before[0] / before[-1])}
         if cfg.steps:  # steps=0 draws the initialisation alone (cheap at T = 1000)
-            params, history = train(cell, readout, params, cfg, jax.random.fold_in(key, 7))
+            optimizer = rnnjax.make_optimizer("rmsprop", cfg.learning_rate, clip_threshold=1.0,
+                                              lr_scales=_common.LR_SCALES.get(name))  # expRNN's a at lr/10
+            params, history = train(cell, readout, params, cfg, jax.random.fold_in(key, 7), optimizer)
             after = mean_grad_norms(cell, readout, params, xs, targets)
             diverged = not all(map(jnp.isfinite, (history[-1]["loss"], history[-1]["grad_norm"])))
             ratios[name].update(trained=float(after[0] / after[-1]), final_loss=history[-1]["loss"],

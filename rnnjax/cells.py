@@ -218,15 +218,30 @@ def skew(a):
     return upper - upper.T
 
 
-def henaff_init(key, hidden_size: int, dtype=float):
-    """The expRNN's init of ``a`` (Henaff, Szlam & LeCun 2016): ``skew(a)`` block diagonal with 2 x 2 blocks
-    ``[[0, s], [-s, 0]]``, ``s ~ U(-π, π)``, so ``expm(skew(a))`` is a block-diagonal rotation."""
-    s = jax.random.uniform(key, (hidden_size // 2,), dtype, -jnp.pi, jnp.pi)
+def _rotation_blocks(s, hidden_size):
     rows = jnp.arange(hidden_size // 2) * 2
-    return jnp.zeros((hidden_size, hidden_size), dtype).at[rows, rows + 1].set(s)
+    return jnp.zeros((hidden_size, hidden_size), s.dtype).at[rows, rows + 1].set(s)
 
 
-def exp_rnn(hidden_size: int, activation: str = "modrelu") -> Cell:
+def henaff_init(key, hidden_size: int, dtype=float):
+    """The expRNN's init of ``a`` for the copy task (Henaff, Szlam & LeCun 2016): ``skew(a)`` block diagonal
+    with 2 x 2 blocks ``[[0, s], [-s, 0]]``, ``s ~ U(-π, π)``, so ``expm(skew(a))`` is a block-diagonal
+    rotation by angles spread over the circle."""
+    return _rotation_blocks(jax.random.uniform(key, (hidden_size // 2,), dtype, -jnp.pi, jnp.pi), hidden_size)
+
+
+def cayley_init(key, hidden_size: int, dtype=float):
+    """The expRNN's init of ``a`` for MNIST (Helfrich, Willmott & Ye 2018): the same blocks with
+    ``s = −√((1 − cos u) / (1 + cos u)) = −tan(u/2)``, ``u ~ U(0, π/2)``: rotations by at most one radian,
+    near the identity, so a state is carried with little change from step to step."""
+    u = jax.random.uniform(key, (hidden_size // 2,), dtype, 0.0, jnp.pi / 2)
+    return _rotation_blocks(-jnp.sqrt((1 - jnp.cos(u)) / (1 + jnp.cos(u))), hidden_size)
+
+
+EXP_RNN_INITS = {"henaff": henaff_init, "cayley": cayley_init}
+
+
+def exp_rnn(hidden_size: int, activation: str = "modrelu", init: str = "henaff") -> Cell:
     """The orthogonal RNN of Lezcano-Casado & Martínez-Rubio 2019 (expRNN; "Cheap orthogonal constraints
     in neural networks", ICML), its recurrent matrix the exponential of a skew-symmetric one:
 
@@ -241,18 +256,21 @@ def exp_rnn(hidden_size: int, activation: str = "modrelu") -> Cell:
     Shapes: ``x_t`` ``[D]``; carry ``h`` ``[H]``; params ``w_x`` ``[D, H]``, ``b`` ``[H]``, ``a`` ``[H, H]``
     (its strict upper triangle is used) and, for modReLU, ``b_mod`` ``[H]``.
 
-    Init (the paper's): ``a`` by :func:`henaff_init`; ``w_x`` He normal (He et al. 2015); ``b`` zero;
+    Init (the paper's): ``a`` by :func:`henaff_init` (``init="henaff"``, the paper's for the copy task) or
+    :func:`cayley_init` (``"cayley"``, its choice for MNIST); ``w_x`` He normal (He et al. 2015); ``b`` zero;
     ``b_mod`` ``U(-0.01, 0.01)``.
     """
     hidden_size = _checks.hidden_size(hidden_size)
     if activation not in ("modrelu", "tanh"):
         raise ValueError(f"exp_rnn: unknown activation {activation!r}; expected 'modrelu' or 'tanh'")
+    if init not in EXP_RNN_INITS:
+        raise ValueError(f"exp_rnn: unknown init {init!r}; expected one of {list(EXP_RNN_INITS)}")
     H = hidden_size
 
     def init_fn(key, input_size):
         kx, ka, kb = jax.random.split(key, 3)
         params = {"w_x": jax.nn.initializers.he_normal()(kx, (input_size, H), float), "b": jnp.zeros((H,)),
-                  "a": henaff_init(ka, H)}
+                  "a": EXP_RNN_INITS[init](ka, H)}
         if activation == "modrelu":
             params["b_mod"] = jax.random.uniform(kb, (H,), float, -0.01, 0.01)
         return params
@@ -270,4 +288,4 @@ def exp_rnn(hidden_size: int, activation: str = "modrelu") -> Cell:
     def initial_carry(params):
         return jnp.zeros(params["b"].shape, params["b"].dtype)
 
-    return _make_cell(f"exp_rnn({H}, {activation})", H, init_fn, core, initial_carry, prepare)
+    return _make_cell(f"exp_rnn({H}, {activation}, {init})", H, init_fn, core, initial_carry, prepare)

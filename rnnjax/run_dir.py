@@ -107,12 +107,14 @@ class RunDir:
         for entry in entries:
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
-    def cut_metrics(self, step: int) -> None:
-        """Keeps the records of ``metrics.jsonl`` up to ``step`` (the step this run starts from)."""
+    def cut_metrics(self, step: int) -> list[dict]:
+        """Keeps the records of ``metrics.jsonl`` up to ``step`` (the step this run starts from); returns them."""
         path = self.path / "metrics.jsonl"
-        if path.exists():
-            kept = [r for r in read_metrics(path) if r.get("step", 0) <= step]
-            _write_atomically(path, "".join(json.dumps(r) + "\n" for r in kept))
+        if not path.exists():
+            return []
+        kept = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+        _write_atomically(path, "".join(json.dumps(r) + "\n" for r in kept))
+        return kept
 
     def write_summary(self, last: dict) -> None:
         """``metrics.json``: the last record, merged over what is there, so a rerun never leaves less."""

@@ -156,7 +156,9 @@ def fit(
         step and a resumed run sees exactly the batches the interrupted one would have.
       steps: the total number of updates.
       out_dir: a folder, or a :class:`rnnjax.run_dir.RunDir` the caller already holds, that receives
-        ``metrics.jsonl`` (one line per logged or evaluated step), ``metrics.json`` (the last values),
+        ``metrics.jsonl`` (one line per logged or evaluated step; each with ``steps_per_s`` of this sitting
+        and ``train_s``, the seconds the run has trained, compile included, summed over resumed sittings),
+        ``metrics.json`` (the last values),
         ``loss_curve.png`` and ``checkpoints/``; ``None`` writes nothing.
       eval_fn: ``eval_fn(params) -> dict of scalars``, run every ``eval_every`` steps and at the end.
       checkpoint_every: save every so many steps (and at the end); 0 saves only at the end.
@@ -182,8 +184,10 @@ def fit(
         if ckpt is not None and resume and ckpt.latest_step() is not None:
             state, meta = ckpt.restore(state)
             print(f"resumed from {ckpt.directory} at step {meta['step']}")
+        trained_s = 0.0  # seconds spent in earlier sittings of this run, so ``train_s`` adds up over resumes
         if run is not None:
-            run.cut_metrics(int(state.step))  # the steps after the checkpoint will be logged again
+            kept = run.cut_metrics(int(state.step))  # the steps after the checkpoint will be logged again
+            trained_s = float(kept[-1].get("train_s", 0.0)) if kept else 0.0
             summary = out / "metrics.json"
             if summary.exists() and json.loads(summary.read_text()).get("stopped_early") == int(state.step):
                 steps = int(state.step)  # the run ended here by ``stop``: a rerun must not train on past it
@@ -206,6 +210,7 @@ def fit(
                 if record is not None:
                     rate = (done - start_step) / (time.perf_counter() - t0)
                     record["steps_per_s"] = rate
+                    record["train_s"] = trained_s + time.perf_counter() - t0
                     history.append(record)
                     last = record
                     if log is not None:
@@ -223,7 +228,8 @@ def fit(
             if log is not None:
                 log.close()
         if not history and eval_fn is not None:  # resumed at the end: nothing ran, but report where it stands
-            last = {"step": int(state.step), **{f"eval_{k}": float(v) for k, v in eval_fn(state.params).items()}}
+            last = {"step": int(state.step), **{f"eval_{k}": float(v) for k, v in eval_fn(state.params).items()},
+                    "train_s": trained_s}
             history.append(last)
         if run is not None:
             run.write_summary(last)

@@ -138,3 +138,27 @@ def test_modrelu_and_bad_activation():
     np.testing.assert_allclose(modrelu(z, jnp.full(5, -0.1)), [-1.9, 0.0, 0.0, 0.0, 1.9], atol=1e-7)
     with pytest.raises(ValueError, match="unknown activation 'relu'"):
         rnnjax.exp_rnn(4, activation="relu")
+
+
+@pytest.mark.parametrize("init", ["henaff", "cayley"])
+def test_exp_rnn_inits_are_rotations_by_the_stated_angles(init):
+    """henaff: block angles s ~ U(-π, π); cayley: s = -tan(u/2), u ~ U(0, π/2), so s in (-1, 0) with mean
+    -(2/π) ln 2 ≈ -0.441 (the integral of tan(u/2) over (0, π/2) is -2 ln cos(π/4) = ln 2)."""
+    a = np.stack([np.asarray(rnnjax.exp_rnn(512, init=init).init(jax.random.key(k), 2)["a"], np.float64) for k in range(8)])
+    rows = np.arange(256) * 2
+    s = a[:, rows, rows + 1].ravel()  # 2,048 angles
+    off = a.copy()
+    off[:, rows, rows + 1] = 0
+    assert not off.any()  # nothing but the blocks
+    if init == "henaff":
+        assert -np.pi <= s.min() and s.max() <= np.pi
+        np.testing.assert_allclose(np.quantile(s, [0.25, 0.5, 0.75]), [-np.pi / 2, 0, np.pi / 2], atol=0.2)
+    else:
+        assert -1 <= s.min() and s.max() <= 0
+        np.testing.assert_allclose(s.mean(), -2 / np.pi * np.log(2), atol=0.02)
+        u = 2 * np.arctan(-s)  # back to the uniform draw
+        np.testing.assert_allclose(np.quantile(u, [0.25, 0.5, 0.75]), np.pi / 2 * np.array([0.25, 0.5, 0.75]), atol=0.05)
+    w = scipy.linalg.expm(a[0] - a[0].T)
+    np.testing.assert_allclose(w.T @ w, np.eye(512), atol=1e-10)
+    with pytest.raises(ValueError, match="unknown init 'haar'"):
+        rnnjax.exp_rnn(4, init="haar")

@@ -98,6 +98,31 @@ def test_fit_lowers_the_loss_and_writes_its_outputs(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["step"] == 60
 
 
+def test_train_s_adds_up_over_resumed_sittings(tmp_path):
+    """A seed's wall time in a results table must be the run's, not the last sitting's: ``train_s`` goes
+    on from the record at the checkpoint a run resumes from."""
+    _, params, loss_fn, opt = regression_setup()
+    step = rnnjax.make_train_step(loss_fn, opt)
+    fixed = batch_at(0)
+
+    def fit(steps):
+        return rnnjax.fit(step, rnnjax.init_state(params, opt, jax.random.key(1)), lambda s: fixed, steps,
+                          out_dir=tmp_path, log_every=10, checkpoint_every=20, progress=False, plot=False,
+                          eval_fn=lambda p: {"loss": loss_fn(p, fixed, jax.random.key(0))})[1]
+
+    first = fit(20)
+    times = [r["train_s"] for r in first]
+    assert times == sorted(times) and times[0] > 0
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    lines[-1]["train_s"] = 1000.0  # as if the first sitting had trained for 1,000 s
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert fit(20)[-1]["train_s"] == 1000.0  # resumed at the end: nothing trained, the time is the run's
+    resumed = fit(40)
+    assert [r["step"] for r in resumed] == [30, 40]
+    assert 1000.0 < resumed[0]["train_s"] < resumed[1]["train_s"] < 1000.0 + 120
+    assert json.loads((tmp_path / "metrics.json").read_text())["train_s"] == resumed[-1]["train_s"]
+
+
 def test_early_stopping_ends_the_run_and_a_rerun_does_not_train_past_it(tmp_path):
     """``fit(stop=...)``: the one loop also serves training that stops on validation (the sentiment folds)."""
     _, params, loss_fn, opt = regression_setup()
