@@ -93,8 +93,7 @@ def temperature(raw: str) -> float:
 def path(raw: str) -> pathlib.Path:
     """A folder or file name; refused when the file system cannot encode it (instead of failing later)."""
     try:
-        raw.encode(sys.getfilesystemencoding(), "surrogateescape")
-        str(raw).encode("utf-8")
+        raw.encode("utf-8")  # argv's undecodable bytes arrive as lone surrogates, which UTF-8 refuses
     except UnicodeEncodeError:
         raise argparse.ArgumentTypeError(f"{raw.encode('utf-8', 'backslashreplace').decode()!r} is not a name that can be written "
                                          "as UTF-8 (it holds undecodable bytes); choose another") from None

@@ -292,8 +292,9 @@ def _cross_validate(cfg: Config, out: pathlib.Path, data, words, fold_of, run_fo
     folds = []
     for k, ((train, validation, test), vocab) in enumerate(zip(splits, vocabs)):
         saved = out / f"fold-{k}" / "model.json"
-        if saved.exists() and "record" in json.loads(saved.read_text()):  # a rerun resumes at the first unfinished fold
-            folds.append(json.loads(saved.read_text())["record"])
+        record = json.loads(saved.read_text()).get("record") if saved.exists() else None
+        if record is not None:  # a rerun resumes at the first unfinished fold
+            folds.append(record)
             print(f"fold {k}: RNN ensemble {folds[-1]['rnn_accuracy']:.4f}, bag of words {folds[-1]['bow_accuracy']:.4f} "
                   f"(kept from an earlier run of this config in {saved.parent})", flush=True)
             continue
