@@ -9,9 +9,12 @@
 
 Data: ``rnnjax.datasets.translation.german_english()``, about 19,000 sentence pairs from the Debian package
 ``trans-de-en``; the split is by a hash of the German sentence (90% train, 5% validation, 5% test).
-Sentences are lower-cased words and punctuation (``words``); each vocabulary holds the training words seen
-``min_count`` times, the rest map to ``<unk>``. A source longer than ``max_src_len`` words is **truncated**
-to its first ``max_src_len`` words, with a warning (training pairs longer than that are dropped). The
+Sentences are lower-cased words and punctuation (``words``; each vocabulary holds the training words seen
+``min_count`` times, the rest map to ``<unk>``) or, with ``--subwords=N``, subword pieces: one sentencepiece
+BPE model of N pieces per language (``rnnjax.datasets.subwords``), learnt from the training split only and
+saved with the run (``subwords_src.model``, ``subwords_tgt.model``, fingerprints in ``model.json``; a rerun
+in the folder uses them). A source longer than ``max_src_len`` tokens (words or pieces) is **truncated**
+to its first ``max_src_len``, with a warning (training pairs longer than that are dropped). The
 synthetic tasks work on characters (``rnnjax.datasets.synthetic``): ``--task=reverse`` (the quick one)
 reverses a digit string, ``--task=addition`` maps ``"a+b"`` to the digits of the sum.
 
@@ -23,6 +26,8 @@ wide, length normalisation ``alpha``), compiled and vmapped over sentences. BLEU
 corpus BLEU (13a tokenisation, case-insensitive: the model writes lower case) of the detokenised output
 against the original English references of the test split. The run saves ``config.json``,
 ``vocab_src.json``, ``vocab_tgt.json`` and ``model.json`` (their fingerprints), ``checkpoints/`` and ``result.json``.
+
+    python -m experiments.translate --subwords=4000 --out runs/translate-bpe     # BPE pieces, not words
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import pathlib
 import re
 import time
 import warnings
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -44,7 +50,7 @@ import rnnjax
 from experiments import _cli, _common
 from rnnjax import run_dir
 from rnnjax.checkpoint import Checkpointer, CheckpointError
-from rnnjax.datasets import padding, synthetic, tokens, translation
+from rnnjax.datasets import padding, subwords, synthetic, tokens, translation
 from rnnjax.models import decoding
 from rnnjax.models.seq2seq import seq2seq
 from rnnjax.run_dir import RunDir
@@ -64,6 +70,7 @@ class Config(_common.TrainConfig):
     attention: bool = False
     reverse_source: bool = False
     min_count: int = 3
+    subwords: int = 0  # 0: words; N: a sentencepiece BPE model of N pieces per language
     max_src_len: int = 40
     max_len: int = 50
     batch: int = 64
@@ -81,6 +88,10 @@ class Config(_common.TrainConfig):
         super().__post_init__()
         if self.max_len < 2:
             raise ValueError(f"max_len must be at least 2 (a word and <eos>), got {self.max_len}")
+        if self.subwords and self.task in SYNTHETIC:
+            raise ValueError(f"subwords: the synthetic task {self.task!r} is read character by character; use --subwords=0")
+        if 0 < self.subwords < 8:
+            raise ValueError(f"subwords must be 0 (words) or at least 8 pieces, got {self.subwords}")
 
 
 QUICK = dict(task="reverse", attention=True, hidden=64, embed=32, batch=64, steps=800, eval_every=400, checkpoint_every=400, max_len=10,
@@ -128,19 +139,38 @@ def load(cfg: Config) -> dict[str, list[tuple[str, str]]]:
     return translation.german_english()
 
 
+class Segmenter(NamedTuple):
+    """How one language's text becomes tokens and back: ``split(text) -> [token]``, ``join([token]) -> text``;
+    ``subwords`` is the sentencepiece model behind them, ``None`` for words (:func:`words`, :func:`detokenize`)."""
+
+    split: Callable[[str], list[str]]
+    join: Callable[[list[str]], str]
+    subwords: subwords.Subwords | None = None
+
+
+def segmenter(cfg: Config, model: subwords.Subwords | None = None) -> Segmenter:
+    """Words (or characters, for the synthetic tasks), or the pieces of a sentencepiece ``model``."""
+    if model is not None:
+        return Segmenter(model.pieces, model.detokenize, model)
+    return Segmenter(lambda text: words(text, cfg.task), lambda toks: detokenize(toks, cfg.task))
+
+
 class Data(NamedTuple):
     """Vocabularies and id sequences: ``splits[name] = (sources, targets, references)`` with ``sources``
-    encoder inputs (ending in ``<eos>``), ``targets`` word ids (no specials) and ``references`` raw text."""
+    encoder inputs (ending in ``<eos>``), ``targets`` token ids (no specials) and ``references`` raw text;
+    ``src_seg`` and ``tgt_seg`` split and join each side's text."""
 
     src_vocab: tokens.Vocab
     tgt_vocab: tokens.Vocab
     splits: dict
+    src_seg: Segmenter | None = None
+    tgt_seg: Segmenter | None = None
 
 
-def encode_source(cfg: Config, vocab: tokens.Vocab, sentence: str, warn: bool = True) -> np.ndarray:
-    """Encoder input ids: the words (truncated to ``max_src_len``, with a warning), reversed when
-    ``reverse_source``, then ``<eos>``. Refuses an empty sentence."""
-    ws = words(sentence, cfg.task)
+def encode_source(cfg: Config, vocab: tokens.Vocab, sentence: str, warn: bool = True, seg: Segmenter | None = None) -> np.ndarray:
+    """Encoder input ids: the tokens of ``seg`` (words by default; truncated to ``max_src_len``, with a
+    warning), reversed when ``reverse_source``, then ``<eos>``. Refuses an empty sentence."""
+    ws = (seg or segmenter(cfg)).split(sentence)
     if not ws:
         raise TranslateError(f"empty source sentence {sentence!r}: there is nothing to translate")
     if len(ws) > cfg.max_src_len:
@@ -153,22 +183,43 @@ def encode_source(cfg: Config, vocab: tokens.Vocab, sentence: str, warn: bool = 
     return np.append(ids, np.int32(1)).astype(np.int32)  # 1 is <eos>
 
 
-def prepare(cfg: Config, pairs: dict) -> Data:
-    train = [(words(s, cfg.task), words(t, cfg.task)) for s, t in pairs["train"]]
-    train = [(s, t) for s, t in train if 0 < len(s) <= cfg.max_src_len and 0 < len(t) < cfg.max_len]
-    src_vocab = tokens.vocab_from([s for s, _ in train], min_count=cfg.min_count)
-    tgt_vocab = target_vocab([t for _, t in train], cfg.min_count)
+def learn_subwords(cfg: Config, pairs: dict, out: pathlib.Path | None = None) -> tuple[Segmenter, Segmenter]:
+    """The two sides' segmenters: words, or with ``cfg.subwords`` sentencepiece models learnt from the
+    training pairs only, or read from ``out`` where an earlier run of this config saved them (a resumed run
+    must split text exactly as the one it continues)."""
+    if not cfg.subwords:
+        return segmenter(cfg), segmenter(cfg)
+    models = []
+    for side, name in ((0, "src"), (1, "tgt")):
+        saved = None if out is None else out / f"subwords_{name}.model"
+        if saved is not None and saved.exists():
+            models.append(subwords.Subwords.load(saved))
+        else:
+            models.append(subwords.train([pair[side] for pair in pairs["train"]], cfg.subwords))
+    return segmenter(cfg, models[0]), segmenter(cfg, models[1])
+
+
+def prepare(cfg: Config, pairs: dict, segs: tuple[Segmenter, Segmenter] | None = None) -> Data:
+    """Vocabularies from the training pairs (those within ``max_src_len`` / ``max_len`` tokens) and the ids
+    of every split; ``segs`` (source, target) default to words."""
+    src_seg, tgt_seg = segs or (segmenter(cfg), segmenter(cfg))
+    split = {name: [(src_seg.split(s), tgt_seg.split(t)) for s, t in items] for name, items in pairs.items()}
+    keep = [0 < len(s) <= cfg.max_src_len and 0 < len(t) < cfg.max_len for s, t in split["train"]]
+    train = [pair for pair, k in zip(split["train"], keep) if k]
+    min_count = 1 if cfg.subwords else cfg.min_count  # every piece was learnt from this text
+    src_vocab = tokens.vocab_from([s for s, _ in train], min_count=min_count)
+    tgt_vocab = target_vocab([t for _, t in train], min_count)
     splits = {}
     for name, items in pairs.items():
+        toks = split[name]
         if name == "train":
-            items = [(s, t) for s, t in items if 0 < len(words(s, cfg.task)) <= cfg.max_src_len
-                     and 0 < len(words(t, cfg.task)) < cfg.max_len]
+            items, toks = [p for p, k in zip(items, keep) if k], train
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # evaluation sources are truncated like any other; counted below
-            sources = [encode_source(cfg, src_vocab, s) for s, _ in items]
-        targets = [tgt_vocab.encode(words(t, cfg.task))[: cfg.max_len - 1] for _, t in items]
+            sources = [encode_source(cfg, src_vocab, s, seg=src_seg) for s, _ in items]
+        targets = [tgt_vocab.encode(t)[: cfg.max_len - 1] for _, t in toks]
         splits[name] = (sources, targets, [t for _, t in items])
-    return Data(src_vocab, tgt_vocab, splits)
+    return Data(src_vocab, tgt_vocab, splits, src_seg, tgt_seg)
 
 
 def make_batch(sources, targets, bos: int = 2, eos: int = 1):
@@ -231,9 +282,12 @@ def translate_ids(cfg: Config, model, params, sources, beam: int, batch: int = 1
     return out
 
 
-def score(cfg: Config, tgt_vocab, outputs, references) -> dict:
-    hyps = [detokenize([tgt_vocab.tokens[i] for i in ids], cfg.task) for ids in outputs]
-    exact = float(np.mean([h == (r if cfg.task in SYNTHETIC else detokenize(words(r), cfg.task)) for h, r in zip(hyps, references)]))
+def score(cfg: Config, tgt_vocab, outputs, references, seg: Segmenter | None = None) -> dict:
+    """Detokenised outputs (``seg.join``, words by default), their exact-match rate against the references
+    (split and joined the same way) and, for a language pair, sacrebleu's corpus BLEU."""
+    seg = seg or segmenter(cfg)
+    hyps = [seg.join([tgt_vocab.tokens[i] for i in ids]) for ids in outputs]
+    exact = float(np.mean([h == (r if cfg.task in SYNTHETIC else seg.join(seg.split(r))) for h, r in zip(hyps, references)]))
     result = {"exact_match": exact, "hypotheses": hyps}
     if cfg.task not in SYNTHETIC:
         import sacrebleu
@@ -242,13 +296,21 @@ def score(cfg: Config, tgt_vocab, outputs, references) -> dict:
     return result
 
 
-def run(cfg: Config, out=None, progress: bool = True):
+def run(cfg: Config, out=None, progress: bool = True, pairs: dict | None = None):
+    """Trains, then scores the test split; ``pairs`` (``{"train", "validation", "test"}: [(source, target)]``)
+    replaces the task's data (tests use a small corpus)."""
     out = pathlib.Path(out or "runs/translate")
-    data = prepare(cfg, load(cfg))
-    model = build_model(cfg, (data.src_vocab.size, data.tgt_vocab.size))
+    pairs = load(cfg) if pairs is None else pairs
     # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
     with RunDir(out, dataclasses.asdict(cfg)) as held:
-        run_dir.save_vocabs(out, {"src": data.src_vocab, "tgt": data.tgt_vocab})
+        data = prepare(cfg, pairs, learn_subwords(cfg, pairs, out))
+        model = build_model(cfg, (data.src_vocab.size, data.tgt_vocab.size))
+        saved = {}
+        for name, seg in (("src", data.src_seg), ("tgt", data.tgt_seg)):
+            if seg.subwords is not None:
+                seg.subwords.save(out / f"subwords_{name}.model")
+                saved[f"{name}_subwords_sha256"] = seg.subwords.fingerprint()
+        run_dir.save_vocabs(out, {"src": data.src_vocab, "tgt": data.tgt_vocab}, **saved)
         sources, targets, _ = data.splits["train"]
         print(f"translate ({cfg.task}): {len(sources)} training pairs, vocabularies {data.src_vocab.size} / "
               f"{data.tgt_vocab.size}; {cfg.cell}({cfg.hidden}) x {cfg.layers}, attention {cfg.attention}, reversed source {cfg.reverse_source}")
@@ -284,13 +346,13 @@ def run(cfg: Config, out=None, progress: bool = True):
         train_s = time.perf_counter() - start
         test_src, _, refs = data.splits["test"]
         result = {"steps": cfg.steps, "train_wall_s": train_s, "validation_xent": history[-1].get("eval_xent"),
-                  "truncated_test_sources": sum(len(words(s, cfg.task)) > cfg.max_src_len for s, _ in load(cfg)["test"])}
+                  "truncated_test_sources": sum(len(data.src_seg.split(s)) > cfg.max_src_len for s, _ in pairs["test"])}
         for name, beam in (("greedy", 1), (f"beam{cfg.beam}", cfg.beam)):
             t0 = time.perf_counter()
-            scored = score(cfg, data.tgt_vocab, translate_ids(cfg, model, state.params, test_src, beam), refs)
+            scored = score(cfg, data.tgt_vocab, translate_ids(cfg, model, state.params, test_src, beam), refs, data.tgt_seg)
             result[name] = {k: v for k, v in scored.items() if k != "hypotheses"} | {"wall_s": time.perf_counter() - t0}
             result[name]["examples"] = [{"source": s, "reference": r, "output": h} for (s, _), r, h in
-                                        list(zip(load(cfg)["test"], refs, scored["hypotheses"]))[:8]]
+                                        list(zip(pairs["test"], refs, scored["hypotheses"]))[:8]]
         result["wall_s"] = time.perf_counter() - start
         (out / "result.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
         for name in ("greedy", f"beam{cfg.beam}"):
@@ -305,20 +367,43 @@ def run(cfg: Config, out=None, progress: bool = True):
 # --- translating from a checkpoint ----------------------------------------------------------------
 
 
+def load_segmenters(cfg: Config, out: pathlib.Path, info: dict) -> tuple[Segmenter, Segmenter]:
+    """The run's segmenters; its subword models checked against the fingerprints saved beside the checkpoint."""
+    if not cfg.subwords:
+        return segmenter(cfg), segmenter(cfg)
+    segs = []
+    for name in ("src", "tgt"):
+        path = out / f"subwords_{name}.model"
+        try:
+            model = subwords.Subwords.load(path)
+        except FileNotFoundError:
+            raise TranslateError(f"no trained model in {str(out)!r}: {path.name} is missing") from None
+        except subwords.SubwordError as err:
+            raise TranslateError(f"{path} is {err}") from None
+        expected = info.get(f"{name}_subwords_sha256", "(none recorded)")
+        if model.fingerprint() != expected:
+            raise TranslateError(f"segmentation mismatch in {str(out)!r}: {path.name} (sha256 {model.fingerprint()[:12]}) is not the "
+                                 f"subword model the checkpoint was trained with (sha256 {expected[:12]})")
+        segs.append(segmenter(cfg, model))
+    return segs[0], segs[1]
+
+
 def load_run(out: pathlib.Path):
-    """``(cfg, src_vocab, tgt_vocab, model, params)`` of a finished run, vocabularies checked."""
+    """``(cfg, src_vocab, tgt_vocab, model, params, (src_seg, tgt_seg))`` of a finished run, vocabularies
+    and subword models checked."""
     cfg = _cli.saved_config(Config, out)
     try:
-        vocabs, _ = run_dir.load_vocabs(out, ["src", "tgt"])
+        vocabs, info = run_dir.load_vocabs(out, ["src", "tgt"])
     except run_dir.RunDirError as err:
         raise TranslateError(f"{err} (train with python -m experiments.translate --out {out})") from None
+    segs = load_segmenters(cfg, out, info)
     model = build_model(cfg, (vocabs["src"].size, vocabs["tgt"].size))
     template = rnnjax.init_state(model.init(jax.random.key(0)), _common.make_optimizer(cfg), jax.random.key(0))
     try:
         state, _ = Checkpointer(out / "checkpoints").restore(template)
     except CheckpointError as err:
         raise TranslateError(f"the checkpoint in {out} does not match its vocabularies or config: {err}") from None
-    return cfg, vocabs["src"], vocabs["tgt"], model, state.params
+    return cfg, vocabs["src"], vocabs["tgt"], model, state.params, segs
 
 
 def _translate_arguments(parser):
@@ -330,13 +415,13 @@ def _translate_arguments(parser):
 def run_translate(args):
     """``translate SENTENCE [SENTENCE ...] [--out DIR] [--beam K]``: translations by a trained run."""
     try:
-        cfg, src_vocab, tgt_vocab, model, params = load_run(args.out)
+        cfg, src_vocab, tgt_vocab, model, params, (src_seg, tgt_seg) = load_run(args.out)
         beam = cfg.beam if args.beam is None else args.beam
-        sources = [encode_source(cfg, src_vocab, s) for s in args.sentences]
+        sources = [encode_source(cfg, src_vocab, s, seg=src_seg) for s in args.sentences]
     except TranslateError as err:
         raise _cli.ConfigError(str(err)) from None
     outputs = translate_ids(cfg, model, params, sources, beam, batch=len(sources))
-    texts = [detokenize([tgt_vocab.tokens[i] for i in ids], cfg.task) for ids in outputs]
+    texts = [tgt_seg.join([tgt_vocab.tokens[i] for i in ids]) for ids in outputs]
     for s, t in zip(args.sentences, texts):
         print(f"{s}\n  -> {t}")
     return texts
