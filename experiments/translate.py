@@ -71,6 +71,11 @@ class Config(_common.TrainConfig):
     reverse_source: bool = False
     min_count: int = 3
     subwords: int = 0  # 0: words; N: a sentencepiece BPE model of N pieces per language
+    # the low-resource recipe (Sennrich & Zhang 2019), all off by default: see rnnjax.models.seq2seq
+    dropout: float = 0.0  # embeddings, decoder outputs, attention output
+    word_dropout: float = 0.0  # whole source words
+    tie_embeddings: bool = False  # the output layer reuses the target embedding
+    label_smoothing: float = 0.0  # training targets (1 - ε) one-hot + ε / V (Szegedy et al. 2016)
     max_src_len: int = 40
     max_len: int = 50
     batch: int = 64
@@ -90,6 +95,8 @@ class Config(_common.TrainConfig):
             raise ValueError(f"max_len must be at least 2 (a word and <eos>), got {self.max_len}")
         if self.subwords and self.task in SYNTHETIC:
             raise ValueError(f"subwords: the synthetic task {self.task!r} is read character by character; use --subwords=0")
+        if not self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if 0 < self.subwords < 8:
             raise ValueError(f"subwords must be 0 (words) or at least 8 pieces, got {self.subwords}")
 
@@ -233,16 +240,32 @@ def make_batch(sources, targets, bos: int = 2, eos: int = 1):
 def build_model(cfg: Config, data_or_sizes):
     src_size, tgt_size = data_or_sizes
     cell = _common.make_cell(cfg.cell, cfg.hidden, allowed=Config.CELL_CHOICES)
-    return seq2seq(src_size, tgt_size, cell, cfg.embed, cfg.layers, cfg.attention, fast=cfg.fast)
+    return seq2seq(src_size, tgt_size, cell, cfg.embed, cfg.layers, cfg.attention, fast=cfg.fast, dropout=cfg.dropout,
+                   word_dropout=cfg.word_dropout, tie_embeddings=cfg.tie_embeddings)
 
 
-def token_loss(model):
-    """Mean cross-entropy per target token (padding excluded) of a batch, and the number of tokens."""
+def smoothed_xent(logits, labels, smoothing: float = 0.0):
+    """Cross-entropy against ``(1 − ε)·onehot(label) + ε/V`` (label smoothing, Szegedy et al. 2016):
+    ``(1 − ε)·(−log p_y) + ε·mean_v(−log p_v)``; ``ε = 0`` is the plain cross-entropy. ``logits [..., V]``."""
+    if smoothing == 0.0:
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), smoothing)
+    return optax.softmax_cross_entropy(logits, targets)
 
-    def loss(params, batch):
+
+def token_loss(model, smoothing: float = 0.0):
+    """``loss(params, batch, key=None) -> (mean cross-entropy per target token, number of tokens)``
+    (padding excluded); with a ``key`` the model's dropout, one key per sentence; ``smoothing``: label
+    smoothing of the targets (training only: evaluation reports the plain cross-entropy)."""
+
+    def loss(params, batch, key=None):
         src, src_mask, tgt_in, tgt_out, tgt_mask = batch
-        logits = jax.vmap(model.apply, (None, 0, 0, 0, 0))(params, src, src_mask, tgt_in, tgt_mask)
-        xent = optax.softmax_cross_entropy_with_integer_labels(logits, tgt_out)
+        if key is None:
+            logits = jax.vmap(model.apply, (None, 0, 0, 0, 0))(params, src, src_mask, tgt_in, tgt_mask)
+        else:
+            keys = jax.random.split(key, src.shape[0])
+            logits = jax.vmap(model.apply, (None, 0, 0, 0, 0, 0))(params, src, src_mask, tgt_in, tgt_mask, keys)
+        xent = smoothed_xent(logits, tgt_out, smoothing)
         count = jnp.sum(tgt_mask)
         return jnp.sum(jnp.where(tgt_mask, xent, 0.0)) / jnp.maximum(count, 1), count
 
@@ -315,8 +338,8 @@ def run(cfg: Config, out=None, progress: bool = True, pairs: dict | None = None)
         print(f"translate ({cfg.task}): {len(sources)} training pairs, vocabularies {data.src_vocab.size} / "
               f"{data.tgt_vocab.size}; {cfg.cell}({cfg.hidden}) x {cfg.layers}, attention {cfg.attention}, reversed source {cfg.reverse_source}")
         optimizer = _common.make_optimizer(cfg)
-        loss = token_loss(model)
-        step = rnnjax.make_train_step(lambda p, batch, key: loss(p, batch)[0], optimizer)
+        loss, train_loss = token_loss(model), token_loss(model, cfg.label_smoothing)
+        step = rnnjax.make_train_step(lambda p, batch, key: train_loss(p, batch, key)[0], optimizer)
         state = rnnjax.init_state(model.init(jax.random.key(cfg.seed)), optimizer, jax.random.key(cfg.seed + 1))
         lengths = [s.size for s in sources]
         epochs = {}

@@ -107,3 +107,10 @@ def against_cell(cell, params, carry, input_size: int) -> None:
     if carry is not None:
         expected = jax.eval_shape(cell.initial_carry, params)
         _same_shapes(carry, expected, cell.name, "carry", f"{cell.name}.initial_carry(params)")
+
+
+def rate(value, what: str) -> float:
+    """A dropout rate: a number in [0, 1)."""
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{what} must be in [0, 1), got {value}")
+    return float(value)

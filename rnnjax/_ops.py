@@ -1,4 +1,7 @@
-"""Tiny array helpers shared by the cells, the fast path and the MLP."""
+"""Tiny array helpers shared by the cells, the fast path, the MLP and the models."""
+
+import jax
+import jax.numpy as jnp
 
 
 def add_bias(a, b):
@@ -20,3 +23,12 @@ def path_name(path, sep: str = ".") -> str:
                 parts.append(str(getattr(k, attr)))
                 break
     return sep.join(parts)
+
+
+def dropout(key, rate: float, x, shape=None):
+    """Inverted dropout (Srivastava et al. 2014): zero with probability ``rate``, scale the rest by
+    ``1 / (1 − rate)``; ``shape`` broadcasts one draw over trailing axes (``(T, 1)``: whole words)."""
+    if rate == 0.0:
+        return x
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape if shape is None else shape)
+    return jnp.where(keep, x / (1.0 - rate), 0.0)

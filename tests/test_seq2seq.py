@@ -68,3 +68,43 @@ def test_gradients_reach_both_embeddings_and_errors_are_clear():
         model.encode(params, jnp.array([1, 2, 3]), jnp.array([True, False]))
     with pytest.raises(ValueError, match="tgt_vocab_size"):
         seq2seq(3, 0, rnnjax.lstm(4), 2)
+
+
+def test_dropout_only_with_a_key_and_word_dropout_drops_whole_source_words():
+    model = seq2seq(11, 9, rnnjax.lstm(6), 4, attention=True, dropout=0.3, word_dropout=0.5)
+    params = perturb(model.init(jax.random.key(0)), jax.random.key(1))
+    plain = seq2seq(11, 9, rnnjax.lstm(6), 4, attention=True)
+    src, tgt_in = jnp.array([3, 5, 7, 1]), jnp.array([2, 4, 6])
+    np.testing.assert_array_equal(model.apply(params, src, None, tgt_in), plain.apply(params, src, None, tgt_in))
+    assert not np.allclose(model.apply(params, src, None, tgt_in, key=jax.random.key(2)), plain.apply(params, src, None, tgt_in))
+    # word dropout alone, a one-word source: the encoder reads either 0 or the word's embedding / (1 - 0.5)
+    words = seq2seq(11, 9, rnnjax.lstm(6), 4, word_dropout=0.5)
+    one = jnp.array([3])
+    scaled = params | {"src_embed": params["src_embed"] * 2.0}
+    zeroed = params | {"src_embed": jnp.zeros_like(params["src_embed"])}
+    kept, dropped = words.encode(scaled, one).outputs, words.encode(zeroed, one).outputs
+    seen = {"kept": 0, "dropped": 0}
+    for k in range(40):
+        out = words.encode(params, one, key=jax.random.key(k)).outputs
+        if np.allclose(out, kept, atol=1e-6):
+            seen["kept"] += 1
+        else:
+            np.testing.assert_allclose(out, dropped, atol=1e-6)
+            seen["dropped"] += 1
+    assert seen["kept"] >= 8 and seen["dropped"] >= 8  # about half each
+    with pytest.raises(ValueError, match=r"word_dropout must be in \[0, 1\), got 1.0"):
+        seq2seq(11, 9, rnnjax.lstm(6), 4, word_dropout=1.0)
+
+
+def test_tied_embeddings_read_the_output_through_the_target_embedding():
+    model = seq2seq(11, 9, rnnjax.lstm(6), 4, attention=True, tie_embeddings=True)
+    params = perturb(model.init(jax.random.key(0)), jax.random.key(1))
+    assert set(params["readout"]) == {"proj", "b"}  # no separate output matrix
+    src, tgt_in = jnp.array([3, 5, 1]), jnp.array([2, 4])
+    logits = model.apply(params, src, None, tgt_in)
+    # changing target embedding row 7 (a word never fed in) changes the logit of word 7 alone
+    moved = params | {"tgt_embed": params["tgt_embed"].at[7].add(1.0)}
+    diff = np.asarray(model.apply(moved, src, None, tgt_in) - logits)
+    assert np.all(np.abs(diff[:, 7]) > 1e-6) and np.allclose(np.delete(diff, 7, axis=1), 0.0)
+    grads = jax.grad(lambda p: jnp.sum(model.apply(p, src, None, tgt_in)[:, 7]))(params)
+    assert np.any(grads["tgt_embed"][7] != 0)

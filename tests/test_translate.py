@@ -76,3 +76,18 @@ def test_bleu_is_sacrebleu_on_detokenised_lower_case_output():
     assert 0 < scored["bleu"] < 100
     perfect = translate.score(cfg, vocab, ids[:1], ["He hit his head on the beam."])
     assert perfect["bleu"] == pytest.approx(100.0)
+
+
+def test_label_smoothing_is_the_hand_computed_value():
+    import jax.numpy as jnp
+    import numpy as np
+
+    # p = softmax([0, ln 2, 0]) = [1/4, 1/2, 1/4], target 1: plain −ln p_1 = ln 2; with ε = 0.1 the loss is
+    # 0.9 · ln 2 + 0.1 · (ln 4 + ln 2 + ln 4) / 3 = (0.9 + 0.5 / 3) ln 2
+    logits, label = jnp.array([[0.0, np.log(2.0), 0.0]]), jnp.array([1])
+    np.testing.assert_allclose(translate.smoothed_xent(logits, label), [np.log(2.0)], rtol=1e-6)
+    np.testing.assert_allclose(translate.smoothed_xent(logits, label, 0.1), [(0.9 + 0.5 / 3) * np.log(2.0)], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\), got 1.0"):
+        translate.Config(label_smoothing=1.0)
+    with pytest.raises(ValueError, match=r"word_dropout must be in \[0, 1\), got 1.5"):
+        translate.Config(word_dropout=1.5)

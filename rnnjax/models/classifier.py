@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import _checks
-from rnnjax._ops import affine
+from rnnjax._ops import affine, dropout
 from rnnjax.layers import stacked
 from rnnjax.types import Cell
 
@@ -46,19 +46,6 @@ def _pooling(pooling) -> tuple[str, ...]:
     if not names or bad or len(set(names)) != len(names):
         raise ValueError(f"unknown pooling {pooling!r}; expected one or more of {POOLINGS} joined by '+', e.g. 'mean+max'")
     return names
-
-
-def _rate(value, name):
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
-    return float(value)
-
-
-def _dropout(key, rate, x, shape=None):
-    if rate == 0.0:
-        return x
-    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape if shape is None else shape)
-    return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
 def sequence_classifier(
@@ -94,7 +81,7 @@ def sequence_classifier(
     embed_dim = _checks.hidden_size(embed_dim, "embed_dim")
     num_classes = _checks.hidden_size(num_classes, "num_classes")
     pools = _pooling(pooling)
-    rates = {n: _rate(v, n) for n, v in (("embed_dropout", embed_dropout), ("word_dropout", word_dropout), ("output_dropout", output_dropout))}
+    rates = {n: _checks.rate(v, n) for n, v in (("embed_dropout", embed_dropout), ("word_dropout", word_dropout), ("output_dropout", output_dropout))}
     net = stacked(cell, num_layers, bidirectional=bidirectional, fast=fast)
     features = net.output_size * len(pools)
     hidden = cell.hidden_size
@@ -135,11 +122,11 @@ def sequence_classifier(
         xs = params["embed"][tokens]
         if key is not None:
             k_word, k_embed, k_out = jax.random.split(key, 3)
-            xs = _dropout(k_embed, rates["embed_dropout"], _dropout(k_word, rates["word_dropout"], xs, (tokens.shape[0], 1)))
+            xs = dropout(k_embed, rates["embed_dropout"], dropout(k_word, rates["word_dropout"], xs, (tokens.shape[0], 1)))
         ys, _ = net.apply(params["net"], xs, mask=valid)
         features = pool(ys, valid)
         if key is not None:
-            features = _dropout(k_out, rates["output_dropout"], features)
+            features = dropout(k_out, rates["output_dropout"], features)
         return affine(features, params["readout"]["w"], params["readout"]["b"])
 
     return Classifier(init, apply, vocab_size, num_classes, features)

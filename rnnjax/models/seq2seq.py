@@ -11,6 +11,12 @@ compared with every encoder output ``e_s``: ``a_t = softmax_s(h_t · W_a e_s)`` 
 ``c_t = Σ_s a_ts e_s``, and the prediction reads ``h̃_t = tanh(W_c [c_t; h_t])``. Because ``a_t`` depends on
 ``h_t`` but does not feed back into the recurrence, a whole teacher-forced target is decoded by one
 :func:`rnnjax.unroll` and one batched attention, not step by step.
+
+Regularisation for small corpora (the low-resource recipe of Sennrich & Zhang 2019), active only when
+``apply`` is given a key: ``dropout`` on the source and target embeddings, on the decoder's outputs and on
+the attention output (Srivastava et al. 2014), ``word_dropout``: a whole source word's embedding zeroed
+(Gal & Ghahramani 2016), and ``tie_embeddings``: the output layer reuses the target embedding,
+``logits = (h W_p) Eᵀ + b`` (Press & Wolf 2017; ``W_p [H, E]``).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import _checks
-from rnnjax._ops import affine
+from rnnjax._ops import affine, dropout as drop
 from rnnjax.layers import stacked
 from rnnjax.types import Cell
 
@@ -43,7 +49,8 @@ class Seq2Seq(NamedTuple):
       encode: ``(params, src [S], src_mask [S] | None) -> Memory``.
       step: ``(params, memory, carry, token) -> (carry, logits [V_tgt])``: one decoder step; start from
         ``memory.carry``.
-      apply: ``(params, src [S], src_mask, tgt_in [T], tgt_mask) -> logits [T, V_tgt]``: teacher forcing.
+      apply: ``(params, src [S], src_mask, tgt_in [T], tgt_mask, key=None) -> logits [T, V_tgt]``: teacher
+        forcing; with a ``key``, the model's dropout (training), without one deterministic.
     """
 
     init: Callable[..., Any]
@@ -62,16 +69,19 @@ def _ids(tokens, name):
 
 
 def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int, num_layers: int = 1,
-            attention: bool = False, fast: bool = True) -> Seq2Seq:
+            attention: bool = False, fast: bool = True, dropout: float = 0.0, word_dropout: float = 0.0,
+            tie_embeddings: bool = False) -> Seq2Seq:
     """Source embedding → ``num_layers`` × ``cell`` encoder; target embedding → ``num_layers`` × ``cell``
     decoder started from the encoder's final carry; (attention →) linear → logits over the target vocabulary.
 
     Encoder and decoder have separate params and the same architecture (the carry passes between them).
     ``fast``: :func:`rnnjax.unroll`'s fast path for the teacher-forced unrolls (false: the plain scan).
+    ``dropout``, ``word_dropout`` (rates in [0, 1)) and ``tie_embeddings``: see the module docstring.
     """
     src_vocab_size = _checks.hidden_size(src_vocab_size, "src_vocab_size")
     tgt_vocab_size = _checks.hidden_size(tgt_vocab_size, "tgt_vocab_size")
     embed_dim = _checks.hidden_size(embed_dim, "embed_dim")
+    rate, word_rate = _checks.rate(dropout, "dropout"), _checks.rate(word_dropout, "word_dropout")
     encoder, decoder = stacked(cell, num_layers, fast=fast), stacked(cell, num_layers, fast=fast)
     hidden = cell.hidden_size
     glorot = jax.nn.initializers.glorot_uniform()
@@ -85,26 +95,39 @@ def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int
             "decoder": decoder.init(ks[3], embed_dim),
             "readout": {"w": glorot(ks[4], (hidden, tgt_vocab_size)), "b": jnp.zeros((tgt_vocab_size,))},
         }
+        if tie_embeddings:  # the output layer is the target embedding, read through a projection to its width
+            params["readout"] = {"proj": glorot(ks[4], (hidden, embed_dim)), "b": jnp.zeros((tgt_vocab_size,))}
         if attention:
             params["attention"] = {"w_score": glorot(ks[5], (hidden, hidden)), "w_combine": glorot(ks[6], (2 * hidden, hidden))}
         return params
 
-    def encode(params, src, src_mask=None):
+    def encode(params, src, src_mask=None, key=None):
         src = _ids(src, "src")
         mask = jnp.ones(src.shape, bool) if src_mask is None else jnp.asarray(src_mask) != 0
         if mask.shape != src.shape:
             raise ValueError(f"seq2seq: src_mask shape {mask.shape} != src shape {src.shape}")
-        outputs, carry = encoder.apply(params["encoder"], params["src_embed"][src], mask=mask)
+        xs = params["src_embed"][src]
+        if key is not None:
+            k_word, k_embed = jax.random.split(key)
+            xs = drop(k_embed, rate, drop(k_word, word_rate, xs, (src.shape[0], 1)))
+        outputs, carry = encoder.apply(params["encoder"], xs, mask=mask)
         return Memory(outputs, mask, carry)
 
-    def read(params, memory, hs):
+    def read(params, memory, hs, key=None):
         # hs [T, H] -> logits [T, V]
+        keys = (None, None) if key is None else jax.random.split(key)
+        if key is not None:
+            hs = drop(keys[0], rate, hs)
         if attention:
-            keys = memory.outputs @ params["attention"]["w_score"].T  # [S, H]: W_a e_s
-            scores = jnp.where(memory.mask[None, :], hs @ keys.T, -jnp.inf)  # [T, S]
+            scored = memory.outputs @ params["attention"]["w_score"].T  # [S, H]: W_a e_s
+            scores = jnp.where(memory.mask[None, :], hs @ scored.T, -jnp.inf)  # [T, S]
             weights = jax.nn.softmax(scores, axis=-1)
             context = weights @ memory.outputs
             hs = jnp.tanh(jnp.concatenate([context, hs], axis=-1) @ params["attention"]["w_combine"])
+            if key is not None:
+                hs = drop(keys[1], rate, hs)
+        if tie_embeddings:
+            return affine((hs @ params["readout"]["proj"]), params["tgt_embed"].T, params["readout"]["b"])
         return affine(hs, params["readout"]["w"], params["readout"]["b"])
 
     def step(params, memory, carry, token):
@@ -112,10 +135,14 @@ def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int
         hs, carry = decoder.apply(params["decoder"], params["tgt_embed"][token][None], carry=carry)
         return carry, read(params, memory, hs)[0]
 
-    def apply(params, src, src_mask, tgt_in, tgt_mask=None):
-        memory = encode(params, src, src_mask)
+    def apply(params, src, src_mask, tgt_in, tgt_mask=None, key=None):
+        keys = (None, None, None) if key is None else jax.random.split(key, 3)
+        memory = encode(params, src, src_mask, keys[0])
         tgt_in = _ids(tgt_in, "tgt_in")
-        hs, _ = decoder.apply(params["decoder"], params["tgt_embed"][tgt_in], mask=tgt_mask, carry=memory.carry)
-        return read(params, memory, hs)
+        ys = params["tgt_embed"][tgt_in]
+        if key is not None:
+            ys = drop(keys[1], rate, ys)
+        hs, _ = decoder.apply(params["decoder"], ys, mask=tgt_mask, carry=memory.carry)
+        return read(params, memory, hs, keys[2])
 
     return Seq2Seq(init, encode, step, apply, src_vocab_size, tgt_vocab_size)
