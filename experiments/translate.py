@@ -72,6 +72,7 @@ class Config(_common.TrainConfig):
     min_count: int = 3
     subwords: int = 0  # 0: words; N: a sentencepiece BPE model of N pieces per language
     # the low-resource recipe (Sennrich & Zhang 2019), all off by default: see rnnjax.models.seq2seq
+    bidirectional: bool = False  # the encoder reads both ways (Bahdanau et al. 2015)
     dropout: float = 0.0  # embeddings, decoder outputs, attention output
     word_dropout: float = 0.0  # whole source words
     tie_embeddings: bool = False  # the output layer reuses the target embedding
@@ -241,7 +242,7 @@ def build_model(cfg: Config, data_or_sizes):
     src_size, tgt_size = data_or_sizes
     cell = _common.make_cell(cfg.cell, cfg.hidden, allowed=Config.CELL_CHOICES)
     return seq2seq(src_size, tgt_size, cell, cfg.embed, cfg.layers, cfg.attention, fast=cfg.fast, dropout=cfg.dropout,
-                   word_dropout=cfg.word_dropout, tie_embeddings=cfg.tie_embeddings)
+                   word_dropout=cfg.word_dropout, tie_embeddings=cfg.tie_embeddings, bidirectional=cfg.bidirectional)
 
 
 def smoothed_xent(logits, labels, smoothing: float = 0.0):

@@ -10,15 +10,15 @@ from rnnjax.models.seq2seq import seq2seq
 from tests.helpers import perturb
 
 
-def model_and_params(attention, cell=rnnjax.lstm, layers=1, seed=0):
-    model = seq2seq(11, 9, cell(6), 4, num_layers=layers, attention=attention)
+def model_and_params(attention, cell=rnnjax.lstm, layers=1, seed=0, bidirectional=False):
+    model = seq2seq(11, 9, cell(6), 4, num_layers=layers, attention=attention, bidirectional=bidirectional)
     return model, perturb(model.init(jax.random.key(seed)), jax.random.key(seed + 1))
 
 
 @pytest.mark.parametrize("attention", [False, True])
-@pytest.mark.parametrize("cell,layers", [(rnnjax.lstm, 1), (rnnjax.gru, 2)])
-def test_teacher_forcing_equals_decoding_step_by_step(attention, cell, layers):
-    model, params = model_and_params(attention, cell, layers)
+@pytest.mark.parametrize("cell,layers,bidirectional", [(rnnjax.lstm, 1, False), (rnnjax.gru, 2, False), (rnnjax.lstm, 2, True)])
+def test_teacher_forcing_equals_decoding_step_by_step(attention, cell, layers, bidirectional):
+    model, params = model_and_params(attention, cell, layers, bidirectional=bidirectional)
     src, tgt_in = jnp.array([3, 5, 7, 1]), jnp.array([2, 4, 6, 8, 3])
     logits = model.apply(params, src, None, tgt_in)
     memory = model.encode(params, src)
@@ -29,9 +29,9 @@ def test_teacher_forcing_equals_decoding_step_by_step(attention, cell, layers):
     np.testing.assert_allclose(logits, jnp.stack(steps), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("attention", [False, True])
-def test_padding_source_and_target_changes_nothing(attention):
-    model, params = model_and_params(attention)
+@pytest.mark.parametrize("attention,bidirectional", [(False, False), (True, False), (True, True)])
+def test_padding_source_and_target_changes_nothing(attention, bidirectional):
+    model, params = model_and_params(attention, bidirectional=bidirectional)
     src, tgt_in = jnp.array([3, 5, 7, 1]), jnp.array([2, 4, 6])
     plain = model.apply(params, src, None, tgt_in)
     src_pad = jnp.array([3, 5, 7, 1, 9, 9, 10])  # junk ids in the padding
@@ -108,3 +108,21 @@ def test_tied_embeddings_read_the_output_through_the_target_embedding():
     assert np.all(np.abs(diff[:, 7]) > 1e-6) and np.allclose(np.delete(diff, 7, axis=1), 0.0)
     grads = jax.grad(lambda p: jnp.sum(model.apply(p, src, None, tgt_in)[:, 7]))(params)
     assert np.any(grads["tgt_embed"][7] != 0)
+
+
+def test_bidirectional_encoder_bridges_both_directions_final_carries():
+    model, params = model_and_params(False, rnnjax.lstm, 2, bidirectional=True)
+    assert params["bridge"]["w"].shape == (2, 2, 12, 6)  # 2 layers, LSTMCarry(h, c), [c_fwd; c_bwd] -> c
+    src = jnp.array([3, 5, 7, 1])
+    memory = model.encode(params, src)
+    assert memory.outputs.shape == (4, 12)
+    outputs, carry = rnnjax.stacked(rnnjax.lstm(6), 2, bidirectional=True).apply(params["encoder"], params["src_embed"][src])
+    for layer in range(2):
+        for a, name in enumerate(("h", "c")):
+            both = jnp.concatenate([getattr(carry[layer]["fwd"], name), getattr(carry[layer]["bwd"], name)])
+            expected = both @ params["bridge"]["w"][layer, a] + params["bridge"]["b"][layer, a]
+            np.testing.assert_allclose(getattr(memory.carry[layer], name), expected, atol=1e-6)
+    # the backward direction's start (the first word) reaches the decoder without attention
+    tgt_in = jnp.array([2, 4])
+    changed = model.apply(params, jnp.array([8, 5, 7, 1]), None, tgt_in)
+    assert not np.allclose(changed, model.apply(params, src, None, tgt_in))

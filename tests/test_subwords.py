@@ -67,7 +67,7 @@ def bpe_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("translate-bpe")
     cfg = translate.Config(subwords=64, hidden=32, embed=16, batch=32, steps=60, eval_every=30, checkpoint_every=30,
                            max_len=20, learning_rate=1e-2, attention=True,
-                           dropout=0.1, word_dropout=0.1, tie_embeddings=True, label_smoothing=0.1)  # the whole recipe runs
+                           dropout=0.1, word_dropout=0.1, tie_embeddings=True, label_smoothing=0.1, bidirectional=True)  # the whole recipe runs
     return out, translate.run(cfg, out=out, progress=False, pairs=data)
 
 

@@ -12,6 +12,10 @@ compared with every encoder output ``e_s``: ``a_t = softmax_s(h_t · W_a e_s)`` 
 ``h_t`` but does not feed back into the recurrence, a whole teacher-forced target is decoded by one
 :func:`rnnjax.unroll` and one batched attention, not step by step.
 
+With ``bidirectional=True`` the encoder runs each layer forward and backward (Bahdanau, Cho & Bengio
+2015): its outputs are ``[e_fwd; e_bwd]`` (``2H``) and each layer's decoder carry is a learnt linear map of
+the two directions' final carries, ``W_l [c_fwd; c_bwd] + b_l`` for every array of the carry (a "bridge").
+
 Regularisation for small corpora (the low-resource recipe of Sennrich & Zhang 2019), active only when
 ``apply`` is given a key: ``dropout`` on the source and target embeddings, on the decoder's outputs and on
 the attention output (Srivastava et al. 2014), ``word_dropout``: a whole source word's embedding zeroed
@@ -33,8 +37,8 @@ from rnnjax.types import Cell
 
 
 class Memory(NamedTuple):
-    """What the decoder reads of the source: encoder ``outputs [S, H]``, their ``mask [S]`` and the
-    encoder's final ``carry`` (which starts the decoder)."""
+    """What the decoder reads of the source: encoder ``outputs [S, H]`` (``[S, 2H]`` bidirectional), their
+    ``mask [S]`` and the ``carry`` that starts the decoder (the encoder's final one, or its bridge)."""
 
     outputs: jax.Array
     mask: jax.Array
@@ -70,21 +74,44 @@ def _ids(tokens, name):
 
 def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int, num_layers: int = 1,
             attention: bool = False, fast: bool = True, dropout: float = 0.0, word_dropout: float = 0.0,
-            tie_embeddings: bool = False) -> Seq2Seq:
+            tie_embeddings: bool = False, bidirectional: bool = False) -> Seq2Seq:
     """Source embedding → ``num_layers`` × ``cell`` encoder; target embedding → ``num_layers`` × ``cell``
     decoder started from the encoder's final carry; (attention →) linear → logits over the target vocabulary.
 
     Encoder and decoder have separate params and the same architecture (the carry passes between them).
     ``fast``: :func:`rnnjax.unroll`'s fast path for the teacher-forced unrolls (false: the plain scan).
-    ``dropout``, ``word_dropout`` (rates in [0, 1)) and ``tie_embeddings``: see the module docstring.
+    ``dropout``, ``word_dropout`` (rates in [0, 1)), ``tie_embeddings`` and ``bidirectional``: see the
+    module docstring.
     """
     src_vocab_size = _checks.hidden_size(src_vocab_size, "src_vocab_size")
     tgt_vocab_size = _checks.hidden_size(tgt_vocab_size, "tgt_vocab_size")
     embed_dim = _checks.hidden_size(embed_dim, "embed_dim")
     rate, word_rate = _checks.rate(dropout, "dropout"), _checks.rate(word_dropout, "word_dropout")
-    encoder, decoder = stacked(cell, num_layers, fast=fast), stacked(cell, num_layers, fast=fast)
-    hidden = cell.hidden_size
+    encoder = stacked(cell, num_layers, bidirectional=bidirectional, fast=fast)
+    decoder = stacked(cell, num_layers, fast=fast)
+    hidden, width = cell.hidden_size, encoder.output_size  # width: the encoder outputs' features (H or 2H)
     glorot = jax.nn.initializers.glorot_uniform()
+
+    def bridge_init(key):
+        # one [2 · size, size] map per array of each layer's carry, stacked: {"w": [L, A, 2n, n], "b": [L, A, n]}
+        leaves = jax.tree.leaves(decoder.initial_carry(decoder.init(jax.random.key(0), embed_dim)))
+        sizes = {leaf.shape for leaf in leaves}
+        if len(sizes) != 1 or len(next(iter(sizes))) != 1:
+            raise ValueError(f"seq2seq: a bidirectional encoder bridges carries of 1-D arrays of one size, got {sorted(sizes)}")
+        n, arrays = leaves[0].shape[0], len(leaves) // num_layers
+        w = glorot(key, (num_layers * arrays, 2 * n, n)).reshape(num_layers, arrays, 2 * n, n)
+        return {"w": w, "b": jnp.zeros((num_layers, arrays, n))}
+
+    def bridge(params, carry):
+        # the encoder's ({"fwd": c, "bwd": c}, ...) per layer -> the decoder's (c, ...)
+        out = []
+        for layer, both in enumerate(carry):
+            fwd, tree = jax.tree.flatten(both["fwd"])
+            bwd = jax.tree.leaves(both["bwd"])
+            mapped = [jnp.concatenate([f, b]) @ params["bridge"]["w"][layer, a] + params["bridge"]["b"][layer, a]
+                      for a, (f, b) in enumerate(zip(fwd, bwd))]
+            out.append(jax.tree.unflatten(tree, mapped))
+        return tuple(out)
 
     def init(key):
         ks = jax.random.split(key, 7)
@@ -98,7 +125,9 @@ def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int
         if tie_embeddings:  # the output layer is the target embedding, read through a projection to its width
             params["readout"] = {"proj": glorot(ks[4], (hidden, embed_dim)), "b": jnp.zeros((tgt_vocab_size,))}
         if attention:
-            params["attention"] = {"w_score": glorot(ks[5], (hidden, hidden)), "w_combine": glorot(ks[6], (2 * hidden, hidden))}
+            params["attention"] = {"w_score": glorot(ks[5], (hidden, width)), "w_combine": glorot(ks[6], (width + hidden, hidden))}
+        if bidirectional:
+            params["bridge"] = bridge_init(jax.random.fold_in(key, 7))  # the other keys as without it
         return params
 
     def encode(params, src, src_mask=None, key=None):
@@ -111,7 +140,7 @@ def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int
             k_word, k_embed = jax.random.split(key)
             xs = drop(k_embed, rate, drop(k_word, word_rate, xs, (src.shape[0], 1)))
         outputs, carry = encoder.apply(params["encoder"], xs, mask=mask)
-        return Memory(outputs, mask, carry)
+        return Memory(outputs, mask, bridge(params, carry) if bidirectional else carry)
 
     def read(params, memory, hs, key=None):
         # hs [T, H] -> logits [T, V]
