@@ -28,6 +28,12 @@ against the original English references of the test split. The run saves ``confi
 ``vocab_src.json``, ``vocab_tgt.json`` and ``model.json`` (their fingerprints), ``checkpoints/`` and ``result.json``.
 
     python -m experiments.translate --subwords=4000 --out runs/translate-bpe     # BPE pieces, not words
+
+Every ``eval_every`` steps the validation split is scored (cross-entropy and greedy BLEU; exact match for the
+synthetic tasks) and the best score's state is kept in ``OUT/best``, which the test and ``translate`` use.
+The low-resource recipe of Sennrich & Zhang 2019 is a set of options, each off by default until measured:
+``--bidirectional``, ``--dropout``, ``--word_dropout``, ``--tie_embeddings``, ``--label_smoothing``,
+``--lr_decay`` with ``--lr_patience`` (on a validation plateau) and ``--patience`` (early stopping).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import dataclasses
 import json
 import pathlib
 import re
+import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -77,6 +84,11 @@ class Config(_common.TrainConfig):
     word_dropout: float = 0.0  # whole source words
     tie_embeddings: bool = False  # the output layer reuses the target embedding
     label_smoothing: float = 0.0  # training targets (1 - ε) one-hot + ε / V (Szegedy et al. 2016)
+    # model selection on the validation split's greedy BLEU (exact match for the synthetic tasks), measured
+    # every eval_every steps: the test is scored with the best checkpoint (OUT/best)
+    patience: int = 0  # stop after this many evaluations without a better one (0: train all steps)
+    lr_decay: float = 1.0  # multiply the learning rate by this after lr_patience evaluations without a better one
+    lr_patience: int = 2
     max_src_len: int = 40
     max_len: int = 50
     batch: int = 64
@@ -96,6 +108,10 @@ class Config(_common.TrainConfig):
             raise ValueError(f"max_len must be at least 2 (a word and <eos>), got {self.max_len}")
         if self.subwords and self.task in SYNTHETIC:
             raise ValueError(f"subwords: the synthetic task {self.task!r} is read character by character; use --subwords=0")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1] (1: never lower the learning rate), got {self.lr_decay}")
+        if self.lr_decay < 1 and self.schedule != "constant":
+            raise ValueError(f"lr_decay lowers a constant learning rate on a plateau; schedule={self.schedule!r} sets it itself")
         if not self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if 0 < self.subwords < 8:
@@ -286,9 +302,10 @@ def decoder(cfg: Config, model, beam: int):
     return jax.jit(jax.vmap(one, (None, 0, 0)))
 
 
-def translate_ids(cfg: Config, model, params, sources, beam: int, batch: int = 100) -> list[np.ndarray]:
-    """Output word ids (without ``<eos>``) of every source, greedy when ``beam`` is 1."""
-    decode = decoder(cfg, model, beam)
+def translate_ids(cfg: Config, model, params, sources, beam: int, batch: int = 100, decode=None) -> list[np.ndarray]:
+    """Output word ids (without ``<eos>``) of every source, greedy when ``beam`` is 1; ``decode`` is
+    ``decoder(cfg, model, beam)``, made here unless given (pass one to compile it once)."""
+    decode = decoder(cfg, model, beam) if decode is None else decode
     width = -(-(cfg.max_src_len + 1) // 16) * 16  # one source width: one compilation
     out = []
     for start in range(0, len(sources), batch):
@@ -354,22 +371,28 @@ def run(cfg: Config, out=None, progress: bool = True, pairs: dict | None = None)
             idx = epochs[epoch][i % per_epoch]
             return make_batch([sources[j] for j in idx], [targets[j] for j in idx])
 
-        jloss = jax.jit(loss)
+        jloss, greedy = jax.jit(loss), decoder(cfg, model, 1)
+        measure = "exact_match" if cfg.task in SYNTHETIC else "bleu"  # the validation score that selects
 
         def evaluate(params):
-            src, tgt, _ = data.splits["validation"]
+            src, tgt, refs = data.splits["validation"]
             total = count = 0.0
             for idx in padding.length_batches([s.size for s in src], 256):
                 value, n = jloss(params, make_batch([src[j] for j in idx], [tgt[j] for j in idx]))
                 total, count = total + float(value) * float(n), count + float(n)
-            return {"xent": total / count}
+            scored = score(cfg, data.tgt_vocab, translate_ids(cfg, model, params, src, 1, decode=greedy), refs, data.tgt_seg)
+            return {"xent": total / count, measure: scored[measure]}
 
+        selection = Selection(out, f"eval_{measure}", cfg)
         start = time.perf_counter()
         state, history = rnnjax.fit(step, state, batch_fn, cfg.steps, out_dir=held, eval_fn=evaluate, eval_every=cfg.eval_every,
-                                    log_every=50, checkpoint_every=cfg.checkpoint_every, progress=progress)
+                                    log_every=50, checkpoint_every=cfg.checkpoint_every, progress=progress,
+                                    on_eval=selection.on_eval, stop=selection.stop if cfg.patience else None)
         train_s = time.perf_counter() - start
+        state, selected = selection.best(state)
         test_src, _, refs = data.splits["test"]
-        result = {"steps": cfg.steps, "train_wall_s": train_s, "validation_xent": history[-1].get("eval_xent"),
+        result = {"steps": int(state.step), "selected_step": selected, "train_wall_s": train_s,
+                  "validation_xent": history[-1].get("eval_xent"),
                   "truncated_test_sources": sum(len(data.src_seg.split(s)) > cfg.max_src_len for s, _ in pairs["test"])}
         for name, beam in (("greedy", 1), (f"beam{cfg.beam}", cfg.beam)):
             t0 = time.perf_counter()
@@ -386,6 +409,46 @@ def run(cfg: Config, out=None, progress: bool = True, pairs: dict | None = None)
             print(f"  {ex['source']}\n    reference: {ex['reference']}\n    output:    {ex['output']}")
         print(f"{result['wall_s']:.0f} s ({train_s:.0f} s training)")
         return result
+
+
+class Selection:
+    """Model selection on a validation score held in the run's ``metrics.jsonl`` (so it survives resumes):
+    the best evaluation's state is saved in ``OUT/best``; after ``lr_patience`` evaluations without a
+    better one the learning rate in the optimiser state is multiplied by ``lr_decay``; ``stop`` is true
+    after ``patience`` of them."""
+
+    def __init__(self, out: pathlib.Path, metric: str, cfg: Config):
+        self.out, self.metric, self.cfg = out, metric, cfg
+        self.saver = Checkpointer(out / "best", max_to_keep=1)
+        resumed = Checkpointer(out / "checkpoints").latest_step() or 0
+        if (self.saver.latest_step() or 0) > resumed:  # saved after the checkpoint this run resumes from
+            shutil.rmtree(out / "best")
+            self.saver = Checkpointer(out / "best", max_to_keep=1)
+
+    def since_best(self) -> int:
+        values = [r[self.metric] for r in run_dir.read_metrics(self.out / "metrics.jsonl") if self.metric in r]
+        return len(values) - 1 - int(np.argmax(values))  # the first of equal scores counts
+
+    def on_eval(self, state, history):
+        since = self.since_best()
+        if since == 0:
+            self.saver.save(state, data_position=int(state.step))
+        elif self.cfg.lr_decay < 1 and since % self.cfg.lr_patience == 0:
+            lr = state.opt_state.hyperparams["learning_rate"] * self.cfg.lr_decay
+            print(f"step {int(state.step)}: no better {self.metric} for {since} evaluations; learning rate {float(lr):.3g}", flush=True)
+            state = state._replace(opt_state=optax.tree.set(state.opt_state, learning_rate=lr))
+        return state
+
+    def stop(self, history) -> bool:
+        return self.since_best() >= self.cfg.patience
+
+    def best(self, state):
+        """``(state with the best evaluation's params, its step)``; the state as it is when none was saved."""
+        step = self.saver.latest_step()
+        if step is None:
+            return state, int(state.step)
+        restored, _ = self.saver.restore(state)
+        return state._replace(params=restored.params), step
 
 
 # --- translating from a checkpoint ----------------------------------------------------------------
@@ -423,8 +486,9 @@ def load_run(out: pathlib.Path):
     segs = load_segmenters(cfg, out, info)
     model = build_model(cfg, (vocabs["src"].size, vocabs["tgt"].size))
     template = rnnjax.init_state(model.init(jax.random.key(0)), _common.make_optimizer(cfg), jax.random.key(0))
+    folder = out / "best" if (out / "best").is_dir() and any((out / "best").iterdir()) else out / "checkpoints"
     try:
-        state, _ = Checkpointer(out / "checkpoints").restore(template)
+        state, _ = Checkpointer(folder).restore(template)  # the best validation score's params where saved
     except CheckpointError as err:
         raise TranslateError(f"the checkpoint in {out} does not match its vocabularies or config: {err}") from None
     return cfg, vocabs["src"], vocabs["tgt"], model, state.params, segs

@@ -146,6 +146,7 @@ def fit(
     plot: bool = True,
     config: dict | None = None,
     stop: Callable[[list[dict]], bool] | None = None,
+    on_eval: Callable[[TrainState, list[dict]], TrainState] | None = None,
 ):
     """Runs ``train_step`` until ``state.step == steps`` (or ``stop`` says so); returns ``(state, history)``.
 
@@ -168,6 +169,9 @@ def fit(
         config is refused, ``metrics.jsonl`` keeps each step once, ``metrics.json`` never loses keys).
       stop: early stopping: ``stop(history)`` is called after each evaluation; ``True`` ends training at
         that step (checkpointed when there is a folder), e.g. after so many evaluations without a better one.
+      on_eval: ``on_eval(state, history) -> state``, called after each evaluation (the record is already in
+        ``metrics.jsonl``) and before ``stop`` and the checkpoint: e.g. to lower the learning rate held in
+        the optimiser state on a plateau, which the checkpoint then keeps.
 
     Raises:
       NonFiniteError: when the loss or a norm is NaN or infinite; checkpoints already written stay.
@@ -217,6 +221,8 @@ def fit(
                         log.write(json.dumps(record) + "\n")
                         log.flush()
                     bar.update(done, record)
+                if evaluated is not None and on_eval is not None:
+                    state = on_eval(state, history)
                 stopping = evaluated is not None and stop is not None and bool(stop(history))
                 if ckpt is not None and ((checkpoint_every and done % checkpoint_every == 0) or done == steps or stopping):
                     ckpt.save(state, data_position=done)

@@ -123,6 +123,25 @@ def test_train_s_adds_up_over_resumed_sittings(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["train_s"] == resumed[-1]["train_s"]
 
 
+def test_on_eval_changes_the_state_training_goes_on_with(tmp_path):
+    _, params, loss_fn, opt = regression_setup()
+    step = rnnjax.make_train_step(loss_fn, opt)
+    fixed = batch_at(0)
+    calls = []
+
+    def freeze(state, history):  # at the first evaluation the learning rate goes to 0: nothing moves after
+        calls.append((int(state.step), history[-1]["eval_loss"]))
+        return state._replace(opt_state=optax.tree.set(state.opt_state, learning_rate=jnp.zeros([])))
+
+    state, history = rnnjax.fit(step, rnnjax.init_state(params, opt, jax.random.key(1)), lambda s: fixed, 30,
+                                out_dir=tmp_path, eval_fn=lambda p: {"loss": loss_fn(p, fixed, jax.random.key(0))},
+                                eval_every=10, log_every=10, checkpoint_every=10, progress=False, plot=False, on_eval=freeze)
+    assert [c[0] for c in calls] == [10, 20, 30]
+    assert history[1]["eval_loss"] == history[2]["eval_loss"] == calls[0][1]  # frozen from step 10 on
+    restored, _ = Checkpointer(tmp_path / "checkpoints").restore(state)
+    assert float(restored.opt_state.hyperparams["learning_rate"]) == 0.0  # the checkpoint keeps the change
+
+
 def test_early_stopping_ends_the_run_and_a_rerun_does_not_train_past_it(tmp_path):
     """``fit(stop=...)``: the one loop also serves training that stops on validation (the sentiment folds)."""
     _, params, loss_fn, opt = regression_setup()

@@ -91,3 +91,32 @@ def test_label_smoothing_is_the_hand_computed_value():
         translate.Config(label_smoothing=1.0)
     with pytest.raises(ValueError, match=r"word_dropout must be in \[0, 1\), got 1.5"):
         translate.Config(word_dropout=1.5)
+
+
+def test_selection_keeps_the_best_lowers_the_rate_on_a_plateau_and_stops(tmp_path):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import rnnjax
+
+    cfg = translate.Config(patience=3, lr_decay=0.5, lr_patience=2, learning_rate=1e-2)
+    opt = rnnjax.make_optimizer("adam", 1e-2)
+    selection = translate.Selection(tmp_path, "eval_bleu", cfg)
+    state = rnnjax.init_state({"w": jnp.zeros(2)}, opt, jax.random.key(0))
+    lr, stops = [], []
+    for k, bleu in enumerate([1.0, 3.0, 2.0, 3.0, 2.5], start=1):  # a tie with the best is not better
+        with open(tmp_path / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": 10 * k, "eval_bleu": bleu}) + "\n")
+        state = state._replace(params={"w": jnp.full(2, float(k))}, step=jnp.int32(10 * k))
+        state = selection.on_eval(state, [])
+        lr.append(float(state.opt_state.hyperparams["learning_rate"]))
+        stops.append(selection.stop([]))
+    np.testing.assert_allclose(lr, [1e-2, 1e-2, 1e-2, 5e-3, 5e-3])  # halved after 2 evaluations without a better one
+    assert stops == [False, False, False, False, True]  # 3 without a better one
+    best, step = selection.best(state)
+    assert step == 20 and np.all(best.params["w"] == 2.0) and int(best.step) == 50
+    with pytest.raises(ValueError, match="lr_decay lowers a constant learning rate"):
+        translate.Config(lr_decay=0.5, schedule="cosine")
+    with pytest.raises(ValueError, match=r"lr_decay must be in \(0, 1\]"):
+        translate.Config(lr_decay=1.5)
