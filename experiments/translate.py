@@ -4,6 +4,7 @@
     python -m experiments.translate --reverse_source=true --out runs/translate-rev  # (b) source reversed
     python -m experiments.translate --attention=true --out runs/translate-att       # (c) with attention
     python -m experiments.translate translate "Ich bin müde." --out runs/translate-att
+    python -m experiments.translate compare runs/translate runs/translate-att   # BLEU, 95% CI, p-value
     python -m experiments.translate --quick --out /tmp/translate       # reversing digit strings, to 100%
     python -m experiments.translate --task=addition --attention=true --out runs/addition   # "123+45" -> "168"
 
@@ -394,9 +395,11 @@ def run(cfg: Config, out=None, progress: bool = True, pairs: dict | None = None)
         result = {"steps": int(state.step), "selected_step": selected, "train_wall_s": train_s,
                   "validation_xent": history[-1].get("eval_xent"),
                   "truncated_test_sources": sum(len(data.src_seg.split(s)) > cfg.max_src_len for s, _ in pairs["test"])}
+        (out / "test_references.txt").write_text("".join(f"{r}\n" for r in refs))
         for name, beam in (("greedy", 1), (f"beam{cfg.beam}", cfg.beam)):
             t0 = time.perf_counter()
             scored = score(cfg, data.tgt_vocab, translate_ids(cfg, model, state.params, test_src, beam), refs, data.tgt_seg)
+            (out / f"test_{name}.txt").write_text("".join(f"{h}\n" for h in scored["hypotheses"]))  # for ``compare``
             result[name] = {k: v for k, v in scored.items() if k != "hypotheses"} | {"wall_s": time.perf_counter() - t0}
             result[name]["examples"] = [{"source": s, "reference": r, "output": h} for (s, _), r, h in
                                         list(zip(pairs["test"], refs, scored["hypotheses"]))[:8]]
@@ -515,9 +518,46 @@ def run_translate(args):
     return texts
 
 
+def _compare_arguments(parser):
+    parser.add_argument("runs", nargs="+", type=_cli.path, metavar="RUN", help="trained runs' folders; the first is the baseline")
+    parser.add_argument("--decode", default="beam", choices=("beam", "greedy"), help="which test outputs (default: beam)")
+    parser.add_argument("--samples", type=_cli.positive_int, default=1000, help="bootstrap resamples (default: 1000)")
+
+
+def run_compare(args):
+    """``compare RUN [RUN ...]``: each run's test BLEU with a 95% confidence interval, and the p-value of its
+    difference from the first run, by sacrebleu's paired bootstrap resampling (Koehn 2004) over the test
+    sentences (the runs must share the test split). Returns ``{run: {"bleu", "mean", "ci95", "p_value"}}``."""
+    from sacrebleu.metrics import BLEU
+    from sacrebleu.significance import PairedTest
+
+    systems, references = [], None
+    for folder in args.runs:
+        if not (folder / "test_references.txt").exists():
+            raise _cli.ConfigError(f"{str(folder)!r} holds no scored test outputs (a finished run of python -m experiments.translate)")
+        refs = (folder / "test_references.txt").read_text().splitlines()
+        if references is not None and refs != references:
+            raise _cli.ConfigError(f"{str(folder)!r} was tested on other sentences than {str(args.runs[0])!r}: no paired test")
+        references = refs
+        name = next((p.name for p in folder.glob(f"test_{args.decode}*.txt")), None)
+        if name is None:
+            raise _cli.ConfigError(f"{str(folder)!r} holds no {args.decode} test outputs")
+        systems.append((str(folder), (folder / name).read_text().splitlines()))
+    test = PairedTest(systems, {"BLEU": BLEU(lowercase=True)}, [references], test_type="bs", n_samples=args.samples)
+    _, scores = test()
+    out = {}
+    print(f"test BLEU ({args.decode}), 95% interval by paired bootstrap over {len(references)} sentences, {args.samples} resamples")
+    for name, r in zip(scores["System"], scores["BLEU"]):
+        out[name] = {"bleu": float(r.score), "mean": float(r.mean), "ci95": float(r.ci), "p_value": r.p_value}
+        vs = "baseline" if r.p_value is None else f"p = {r.p_value:.4f} against the baseline"
+        print(f"  {name}: {r.score:.2f} ({r.mean:.2f} ± {r.ci:.2f}); {vs}")
+    return out
+
+
 def main(argv=None):
-    command = _cli.Command("translate", "translate sentences with a trained run", _translate_arguments, run_translate)
-    return _cli.main(Config, QUICK, run, argv, commands=(command,), default_out="runs/translate")
+    commands = (_cli.Command("translate", "translate sentences with a trained run", _translate_arguments, run_translate),
+                _cli.Command("compare", "paired bootstrap test of trained runs' test BLEU", _compare_arguments, run_compare))
+    return _cli.main(Config, QUICK, run, argv, commands=commands, default_out="runs/translate")
 
 
 if __name__ == "__main__":

@@ -105,3 +105,27 @@ def test_subwords_config_errors():
         translate.Config(task="reverse", subwords=100)
     with pytest.raises(ValueError, match="subwords must be 0 \\(words\\) or at least 8 pieces, got 3"):
         translate.Config(subwords=3)
+
+
+def test_compare_gives_intervals_and_paired_p_values(bpe_run, tmp_path, capsys):
+    out, result = bpe_run
+    perfect = tmp_path / "perfect"
+    perfect.mkdir()
+    refs = (out / "test_references.txt").read_text()
+    (perfect / "test_references.txt").write_text(refs)
+    (perfect / "test_beam5.txt").write_text(refs)  # a system that writes the references
+    table = translate.main(["compare", str(out), str(perfect), "--samples=200"])
+    assert table[str(out)]["bleu"] == pytest.approx(result["beam5"]["bleu"], abs=0.01)  # the run's own score
+    assert table[str(out)]["p_value"] is None and table[str(out)]["ci95"] >= 0
+    assert table[str(perfect)]["bleu"] == pytest.approx(100.0) and table[str(perfect)]["p_value"] < 0.05
+    assert "p = " in capsys.readouterr().out
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "test_references.txt").write_text("another sentence.\n" + refs)
+    (other / "test_beam5.txt").write_text("another sentence.\n" + refs)
+    with pytest.raises(SystemExit):
+        translate.main(["compare", str(out), str(other)])
+    assert "was tested on other sentences" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        translate.main(["compare", str(out), str(tmp_path)])
+    assert "holds no scored test outputs" in capsys.readouterr().err
