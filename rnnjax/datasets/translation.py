@@ -27,6 +27,7 @@ import hashlib
 import io
 import lzma
 import pathlib
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -152,6 +153,41 @@ def parse_pairs(dictionary: str) -> list[tuple[str, str]]:
     return list(pairs.items())
 
 
+_NOTES = re.compile(r"\{[^{}]*\}|\[[^\[\]]*\]|\([^()]*\)")  # {m} [med.] (Pläne; Wein): grammar, field, gloss
+
+
+def _entry(side: str) -> str:
+    while True:  # nested notes, "(a (b) c)", go from the inside out
+        stripped = _NOTES.sub("", side)
+        if stripped == side:
+            break
+        side = stripped
+    return " ".join(side.split("; ")[0].split())
+
+
+def dictionary_entries(dictionary: str, held_out: set[str] = frozenset()) -> list[tuple[str, str]]:
+    """The word and phrase entries ``(German, English)`` of Ding-format lines (the sub-entries that are
+    not sentences), first alternative of each side, notes in braces, brackets and parentheses removed,
+    each German entry once. A line that holds an example sentence whose German is in ``held_out`` gives
+    nothing (its entries would leak the held-out sentence's words with their translation), nor does an
+    entry that is itself a held-out sentence once its notes are gone."""
+    entries: dict[str, str] = {}
+    for line in dictionary.splitlines():
+        if line.startswith("#") or " :: " not in line:
+            continue
+        german, english = line.split(" :: ", 1)
+        de_parts, en_parts = german.split(" | "), english.split(" | ")
+        if len(de_parts) != len(en_parts) or any(_first(de) in held_out for de in de_parts):
+            continue
+        for de, en in zip(de_parts, en_parts):
+            if _first(de).endswith(_END) and _first(en).endswith(_END):
+                continue  # an example sentence, not an entry
+            de, en = _entry(de), _entry(en)
+            if de and en and de not in entries and de not in held_out:  # "Halt! {interj}" is the held-out "Halt!"
+                entries[de] = en
+    return list(entries.items())
+
+
 def split(pairs, every: int = 20) -> dict[str, list[tuple[str, str]]]:
     """Deterministic split by the sha256 of the German sentence: residue 0 (mod ``every``) → validation,
     1 → test, the rest → train (5% / 5% / 90% for ``every = 20``); the file's order does not matter."""
@@ -162,12 +198,21 @@ def split(pairs, every: int = 20) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def german_english(cache=None) -> dict[str, list[tuple[str, str]]]:
-    """The Ding example sentences as ``{"train", "validation", "test"}`` lists of ``(German, English)``."""
-    pairs = parse_pairs(read_member(DING, cache))
+def german_english(cache=None, entries: int = 0) -> dict[str, list[tuple[str, str]]]:
+    """The Ding example sentences as ``{"train", "validation", "test"}`` lists of ``(German, English)``;
+    ``entries``: add up to that many of the dictionary's word and phrase entries to ``train`` (never from a
+    line of a validation or test sentence), chosen by the sha256 of the German (a fixed, spread sample)."""
+    dictionary = read_member(DING, cache)
+    pairs = parse_pairs(dictionary)
     if not pairs:
         raise DataError(f"no sentence pairs in {_where(DING, DING.member)}")
-    return split(pairs)
+    out = split(pairs)
+    if entries:
+        held_out = {de for name in ("validation", "test") for de, _ in out[name]}
+        found = dictionary_entries(dictionary, held_out)
+        found.sort(key=lambda pair: hashlib.sha256(pair[0].encode()).digest())
+        out["train"] = out["train"] + found[:entries]
+    return out
 
 
 BIBLE = text.Source(
