@@ -9,6 +9,11 @@ def add_bias(a, b):
     return a + b.reshape((1,) * (a.ndim - b.ndim) + b.shape)
 
 
+def scale(a, v):
+    """``a [..., F] * v [F]`` with the broadcast written out."""
+    return a * v.reshape((1,) * (a.ndim - v.ndim) + v.shape)
+
+
 def affine(x, w, b):
     """``x [..., D] @ w [D, F] + b [F]``."""
     return add_bias(x @ w, b)

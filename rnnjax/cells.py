@@ -2,7 +2,7 @@
 
 Every cell keeps its weights as ``w_x`` ``[D, G]`` (input), ``w_h`` ``[H, G]`` (recurrent) and ``b``
 ``[G]``, with the gates side by side along ``G``. Each is written once, as ``core(rec, params, carry, xw)``
-where ``xw = x @ w_x + b`` and ``rec(name, u) = u @ params[name]``; ``step`` binds the plain matmul, and
+where ``xw = x @ w_x + b`` (``x @ w_x`` for a cell without ``b``) and ``rec(name, u) = u @ params[name]``; ``step`` binds the plain matmul, and
 :mod:`rnnjax.fused` binds the fast path's recording matmul to the same ``core``, so the two can never
 drift apart.
 """
@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnjax import _checks
-from rnnjax._ops import add_bias, affine
+from rnnjax._ops import add_bias, affine, scale
 from rnnjax import initializers as inits
 from rnnjax.types import Cell, LSTMCarry
 
@@ -30,7 +30,7 @@ def _step(name, core, prepare=None):
         _checks.floating(x, "x", name)
         _checks.features(x, params, name)
         weights = params if prepare is None else prepare(params)
-        xw = affine(x, weights["w_x"], weights["b"])
+        xw = affine(x, weights["w_x"], weights["b"]) if "b" in weights else x @ weights["w_x"]
         return core(_matmul(weights), weights, carry, xw)
 
     return step
@@ -104,7 +104,15 @@ def _chrono(key, hidden_size: int, t_max):
     return jnp.log(jax.random.uniform(key, (hidden_size,), minval=1.0, maxval=jnp.asarray(t_max, float) - 1.0))
 
 
-def lstm(hidden_size: int, forget_bias=1.0, chrono=None) -> Cell:
+def _layer_norm(v, gain, bias=None, eps: float = 1e-5):
+    """``gain ⊙ (v − mean(v)) / √(var(v) + eps) (+ bias)`` over the last axis (Ba, Kiros & Hinton 2016)."""
+    mean = jnp.mean(v, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(v - mean), axis=-1, keepdims=True)
+    out = scale((v - mean) * jax.lax.rsqrt(var + eps), gain)
+    return out if bias is None else add_bias(out, bias)
+
+
+def lstm(hidden_size: int, forget_bias=1.0, chrono=None, peepholes: bool = False, layer_norm: bool = False) -> Cell:
     """The LSTM with a forget gate (Hochreiter & Schmidhuber 1997; Gers, Schmidhuber & Cummins 2000).
 
     With ``[a_i, a_f, a_g, a_o] = W_x x_t + W_h h_{t-1} + b``:
@@ -123,6 +131,17 @@ def lstm(hidden_size: int, forget_bias=1.0, chrono=None) -> Cell:
     ``chrono=T_max``: chrono initialisation (Tallec & Ollivier 2018, "Can recurrent neural networks warp
     time?"): ``b_f ~ log U(1, T_max - 1)`` per unit and ``b_i = -b_f`` (in place of ``forget_bias``), so
     the units' memory times spread up to ``T_max``, the longest dependency expected.
+
+    ``peepholes=True`` (Gers & Schmidhuber 2000, "Recurrent nets that time and count"; as in Graves 2013):
+    the gates also read the cell state, ``i = σ(a_i + p_i ⊙ c_{t-1})``, ``f = σ(a_f + p_f ⊙ c_{t-1})``,
+    ``o = σ(a_o + p_o ⊙ c_t)``; param ``peephole`` ``[3H]`` (i, f, o), zero at init (the plain LSTM).
+
+    ``layer_norm=True`` (Ba, Kiros & Hinton 2016, "Layer normalization", the LN-LSTM):
+    ``a = γ_h ⊙ LN(W_h h_{t-1}) + γ_x ⊙ LN(W_x x_t) + b`` over all ``4H`` pre-activations, and
+    ``h_t = o ⊙ tanh(γ_c ⊙ LN(c_t) + β_c)``; the paper's shifts of the two normalised products add up
+    with ``b`` into one. Params: ``w_x``, ``w_h`` as above, ``bias`` ``[4H]`` (in place of ``b``: it is
+    added after the normalisation, inside the step), gains ``ln_x``, ``ln_h`` ``[4H]`` and ``ln_c`` ``[H]``
+    (init 1), shift ``ln_c_bias`` ``[H]`` (init 0). ``LN(v) = (v − mean v) / √(var v + 1e-5)``.
     """
     hidden_size = _checks.hidden_size(hidden_size)
     H = hidden_size
@@ -133,25 +152,37 @@ def lstm(hidden_size: int, forget_bias=1.0, chrono=None) -> Cell:
         if chrono is not None:
             b_f = _chrono(jax.random.fold_in(key, 2), H, chrono)
             b = jnp.zeros((4 * H,), b_f.dtype).at[:H].set(-b_f).at[H : 2 * H].set(b_f)
-        return {
-            "w_x": inits.glorot_uniform()(kx, (input_size, 4 * H)),
-            "w_h": inits.blocks(inits.orthogonal(), kh, 4, H),
-            "b": b,
-        }
+        params = {"w_x": inits.glorot_uniform()(kx, (input_size, 4 * H)), "w_h": inits.blocks(inits.orthogonal(), kh, 4, H)}
+        if layer_norm:
+            params.update(bias=b, ln_x=jnp.ones((4 * H,)), ln_h=jnp.ones((4 * H,)), ln_c=jnp.ones((H,)), ln_c_bias=jnp.zeros((H,)))
+        else:
+            params["b"] = b
+        if peepholes:
+            params["peephole"] = jnp.zeros((3 * H,), b.dtype)
+        return params
 
     def core(rec, params, carry, xw):
-        a = xw + rec("w_h", carry.h)
+        if layer_norm:
+            a = add_bias(_layer_norm(xw, params["ln_x"]) + _layer_norm(rec("w_h", carry.h), params["ln_h"]), params["bias"])
+        else:
+            a = xw + rec("w_h", carry.h)
         i, f, g, o = jnp.split(a, 4, axis=-1)
+        if peepholes:
+            p_i, p_f, p_o = jnp.split(params["peephole"], 3)
+            i, f = i + scale(carry.c, p_i), f + scale(carry.c, p_f)
         c = jax.nn.sigmoid(f) * carry.c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        if peepholes:
+            o = o + scale(c, p_o)
+        h = jax.nn.sigmoid(o) * jnp.tanh(_layer_norm(c, params["ln_c"], params["ln_c_bias"]) if layer_norm else c)
         return LSTMCarry(h, c), h
 
     def initial_carry(params):
         h = _zeros_h(params)
         return LSTMCarry(h, h)
 
-    name = f"lstm({H})" if chrono is None else f"lstm({H}, chrono={chrono})"
-    return _make_cell(name, H, init_fn, core, initial_carry)
+    options = (f", chrono={chrono}" if chrono is not None else "") + (", peepholes" if peepholes else "") + (
+        ", layer_norm" if layer_norm else "")
+    return _make_cell(f"lstm({H}{options})", H, init_fn, core, initial_carry)
 
 
 def gru(hidden_size: int, reset_after: bool = False, chrono=None) -> Cell:

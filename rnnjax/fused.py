@@ -222,7 +222,9 @@ def unroll(core, params, xs, carry, mask=None, reverse=False):
     Reverse mode only: ``jax.jvp`` of it fails (``custom_vjp``); ``unroll(..., fast=False)`` has both.
     """
     rec, pointwise = split_params(params)
-    xw = add_bias(_product(xs, params["w_x"]), params["b"])
+    xw = _product(xs, params["w_x"])
+    if "b" in params:  # a cell may keep its biases inside the step (the layer-normalised LSTM)
+        xw = add_bias(xw, params["b"])
     # The forward pass sees constants only; _attach supplies every derivative.
     rec_c, pointwise_c, xw_c, carry_c = lax.stop_gradient((rec, pointwise, xw, carry))
     out, residuals = _forward(core, rec_c, pointwise_c, xw_c, carry_c, mask, reverse)

@@ -1,0 +1,112 @@
+"""The LSTM's peephole and layer-norm options (issue 21) against loops written here, on every unroll path."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rnnjax
+from tests.helpers import perturb
+
+
+def sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def norm(v):
+    return (v - v.mean()) / np.sqrt(v.var() + 1e-5)
+
+
+def reference(params, xs, peepholes, layer_norm):
+    """The LSTM of Gers & Schmidhuber 2000 (peepholes) and Ba et al. 2016 (LN-LSTM), one step at a time."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    H = p["w_h"].shape[0]
+    h, c, ys = np.zeros(H), np.zeros(H), []
+    for x in np.asarray(xs, np.float64):
+        if layer_norm:
+            a = p["ln_h"] * norm(h @ p["w_h"]) + p["ln_x"] * norm(x @ p["w_x"]) + p["bias"]
+        else:
+            a = x @ p["w_x"] + h @ p["w_h"] + p["b"]
+        a_i, a_f, a_g, a_o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+        if peepholes:
+            a_i, a_f = a_i + p["peephole"][:H] * c, a_f + p["peephole"][H:2 * H] * c
+        c = sigmoid(a_f) * c + sigmoid(a_i) * np.tanh(a_g)
+        if peepholes:
+            a_o = a_o + p["peephole"][2 * H:] * c
+        h = sigmoid(a_o) * np.tanh(p["ln_c"] * norm(c) + p["ln_c_bias"] if layer_norm else c)
+        ys.append(h)
+    return np.stack(ys), h, c
+
+
+OPTIONS = [dict(peepholes=True), dict(layer_norm=True), dict(peepholes=True, layer_norm=True)]
+
+
+def setup(options, H=5, D=3, T=9, seed=0):
+    cell = rnnjax.lstm(H, **options)
+    params = perturb(cell.init(jax.random.key(seed), D), jax.random.key(seed + 1), scale=0.5)
+    xs = jax.random.normal(jax.random.key(seed + 2), (T, D))
+    return cell, params, xs
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=str)
+@pytest.mark.parametrize("fast", [True, False])
+def test_matches_the_loop_written_here(options, fast):
+    with jax.enable_x64(True):
+        cell, params, xs = setup(options)
+        params, xs = jax.tree.map(lambda a: a.astype(jnp.float64), (params, xs))
+        carry, ys = rnnjax.unroll(cell, params, xs, fast=fast)
+        ys_ref, h_ref, c_ref = reference(params, xs, options.get("peepholes", False), options.get("layer_norm", False))
+        np.testing.assert_allclose(ys, ys_ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(carry.h, h_ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(carry.c, c_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=str)
+def test_gradients_match_finite_differences_in_float64_on_both_paths(options):
+    with jax.enable_x64(True):
+        cell, params, xs = setup(options, T=6)
+        params, xs = jax.tree.map(lambda a: a.astype(jnp.float64), (params, xs))
+        for fast in (True, False):
+            def loss(p):
+                return jnp.sum(jnp.sin(rnnjax.unroll(cell, p, xs, fast=fast)[1]))
+
+            grads = jax.grad(loss)(params)
+            for name in params:
+                direction = jax.random.normal(jax.random.key(7), params[name].shape, jnp.float64)
+                eps = 1e-6
+                numeric = (loss({**params, name: params[name] + eps * direction})
+                           - loss({**params, name: params[name] - eps * direction})) / (2 * eps)
+                np.testing.assert_allclose(jnp.sum(grads[name] * direction), numeric, rtol=1e-6, atol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=str)
+def test_masks_reverse_stacked_and_remat(options):
+    cell, params, xs = setup(options, T=12)
+    mask = jnp.arange(12) < 8
+    for reverse in (False, True):
+        carry, ys = rnnjax.unroll(cell, params, xs, mask=mask, reverse=reverse)
+        carry_8, ys_8 = rnnjax.unroll(cell, params, xs[:8], reverse=reverse)
+        np.testing.assert_allclose(ys[:8], ys_8, atol=1e-6)
+        np.testing.assert_array_equal(ys[8:], 0.0)
+        np.testing.assert_allclose(carry.c, carry_8.c, atol=1e-6)
+        remat = rnnjax.unroll(cell, params, xs, mask=mask, reverse=reverse, remat=4)[1]
+        np.testing.assert_allclose(remat, ys, atol=1e-6)
+    net = rnnjax.stacked(cell, 2, bidirectional=True)
+    net_params = net.init(jax.random.key(3), 3)
+    out, _ = net.apply(net_params, xs, mask=mask)
+    assert out.shape == (12, 10) and np.all(np.isfinite(out))
+    fast_grads = jax.grad(lambda p: jnp.sum(net.apply(p, xs, mask=mask)[0] ** 2))(net_params)
+    plain = rnnjax.stacked(cell, 2, bidirectional=True, fast=False)
+    plain_grads = jax.grad(lambda p: jnp.sum(plain.apply(p, xs, mask=mask)[0] ** 2))(net_params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), fast_grads, plain_grads)
+
+
+def test_peepholes_start_as_the_plain_lstm_and_layer_norm_params_are_named():
+    xs = jax.random.normal(jax.random.key(0), (5, 3))
+    plain, peep = rnnjax.lstm(4), rnnjax.lstm(4, peepholes=True)
+    p_plain, p_peep = plain.init(jax.random.key(1), 3), peep.init(jax.random.key(1), 3)
+    assert np.all(p_peep["peephole"] == 0) and p_peep["peephole"].shape == (12,)
+    np.testing.assert_array_equal(rnnjax.unroll(peep, p_peep, xs)[1], rnnjax.unroll(plain, p_plain, xs)[1])
+    ln = rnnjax.lstm(4, layer_norm=True, forget_bias=2.0).init(jax.random.key(1), 3)
+    assert "b" not in ln and np.all(ln["bias"][4:8] == 2.0) and np.all(ln["ln_x"] == 1) and np.all(ln["ln_c_bias"] == 0)
+    assert rnnjax.lstm(4, peepholes=True, layer_norm=True).name == "lstm(4, peepholes, layer_norm)"
