@@ -112,7 +112,8 @@ def _layer_norm(v, gain, bias=None, eps: float = 1e-5):
     return out if bias is None else add_bias(out, bias)
 
 
-def lstm(hidden_size: int, forget_bias=1.0, chrono=None, peepholes: bool = False, layer_norm: bool = False) -> Cell:
+def lstm(hidden_size: int, forget_bias=1.0, chrono=None, peepholes: bool = False, layer_norm: bool = False,
+         proj_size: int | None = None) -> Cell:
     """The LSTM with a forget gate (Hochreiter & Schmidhuber 1997; Gers, Schmidhuber & Cummins 2000).
 
     With ``[a_i, a_f, a_g, a_o] = W_x x_t + W_h h_{t-1} + b``:
@@ -142,9 +143,15 @@ def lstm(hidden_size: int, forget_bias=1.0, chrono=None, peepholes: bool = False
     with ``b`` into one. Params: ``w_x``, ``w_h`` as above, ``bias`` ``[4H]`` (in place of ``b``: it is
     added after the normalisation, inside the step), gains ``ln_x``, ``ln_h`` ``[4H]`` and ``ln_c`` ``[H]``
     (init 1), shift ``ln_c_bias`` ``[H]`` (init 0). ``LN(v) = (v − mean v) / √(var v + 1e-5)``.
+
+    ``proj_size=P`` (LSTMP, Sak, Senior & Beaufays 2014; PyTorch's ``proj_size``): the output and the
+    recurrent state are a projection of the usual one, ``h_t = W_p (o ⊙ tanh(c_t))`` ``[P]``, so ``w_h``
+    is ``[P, 4H]`` and ``w_proj`` ``[H, P]`` (init: orthogonal blocks; Glorot uniform); the carry is
+    ``LSTMCarry(h [P], c [H])`` and the cell's ``hidden_size`` is its output size ``P``.
     """
     hidden_size = _checks.hidden_size(hidden_size)
     H = hidden_size
+    P = H if proj_size is None else _checks.hidden_size(proj_size, "proj_size")
 
     def init_fn(key, input_size):
         kx, kh = jax.random.split(key)
@@ -152,7 +159,10 @@ def lstm(hidden_size: int, forget_bias=1.0, chrono=None, peepholes: bool = False
         if chrono is not None:
             b_f = _chrono(jax.random.fold_in(key, 2), H, chrono)
             b = jnp.zeros((4 * H,), b_f.dtype).at[:H].set(-b_f).at[H : 2 * H].set(b_f)
-        params = {"w_x": inits.glorot_uniform()(kx, (input_size, 4 * H)), "w_h": inits.blocks(inits.orthogonal(), kh, 4, H)}
+        params = {"w_x": inits.glorot_uniform()(kx, (input_size, 4 * H)),
+                  "w_h": inits.blocks(inits.orthogonal(), kh, 4, H, rows=P)}
+        if proj_size is not None:
+            params["w_proj"] = inits.glorot_uniform()(jax.random.fold_in(key, 3), (H, P))
         if layer_norm:
             params.update(bias=b, ln_x=jnp.ones((4 * H,)), ln_h=jnp.ones((4 * H,)), ln_c=jnp.ones((H,)), ln_c_bias=jnp.zeros((H,)))
         else:
@@ -174,15 +184,17 @@ def lstm(hidden_size: int, forget_bias=1.0, chrono=None, peepholes: bool = False
         if peepholes:
             o = o + scale(c, p_o)
         h = jax.nn.sigmoid(o) * jnp.tanh(_layer_norm(c, params["ln_c"], params["ln_c_bias"]) if layer_norm else c)
+        if proj_size is not None:
+            h = rec("w_proj", h)
         return LSTMCarry(h, c), h
 
     def initial_carry(params):
-        h = _zeros_h(params)
-        return LSTMCarry(h, h)
+        h = _zeros_h(params)  # [P]
+        return LSTMCarry(h, jnp.zeros((params["w_h"].shape[1] // 4,), h.dtype))  # c [H]
 
     options = (f", chrono={chrono}" if chrono is not None else "") + (", peepholes" if peepholes else "") + (
-        ", layer_norm" if layer_norm else "")
-    return _make_cell(f"lstm({H}{options})", H, init_fn, core, initial_carry)
+        ", layer_norm" if layer_norm else "") + (f", proj_size={P}" if proj_size is not None else "")
+    return _make_cell(f"lstm({H}{options})", P, init_fn, core, initial_carry)
 
 
 def gru(hidden_size: int, reset_after: bool = False, chrono=None) -> Cell:

@@ -91,11 +91,13 @@ def input_(name: str, hidden_size: int):
     return uniform(1.0 / jnp.sqrt(hidden_size))
 
 
-def blocks(init, key, n_blocks: int, hidden_size: int, dtype=float):
-    """``n_blocks`` independent ``[H, H]`` draws of ``init`` side by side: ``[H, n_blocks * H]``.
+def blocks(init, key, n_blocks: int, hidden_size: int, dtype=float, rows: int | None = None):
+    """``n_blocks`` independent ``[R, H]`` draws of ``init`` side by side: ``[R, n_blocks * H]`` (``R = rows``,
+    by default ``H``).
 
     Gated cells initialise each gate's recurrent block orthogonally on its own, since a ``[H, 4H]``
     matrix cannot be orthogonal as a whole.
     """
     keys = jax.random.split(key, n_blocks)
-    return jnp.concatenate([init(k, (hidden_size, hidden_size), dtype) for k in keys], axis=1)
+    rows = hidden_size if rows is None else rows
+    return jnp.concatenate([init(k, (rows, hidden_size), dtype) for k in keys], axis=1)

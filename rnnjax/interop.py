@@ -41,7 +41,10 @@ def _torch_layer(kind, hidden_size, get, has_bias):
     b_ih = get("bias_ih") if has_bias else zeros
     b_hh = get("bias_hh") if has_bias else zeros
     if kind != "GRU":
-        return {"w_x": w_ih.T, "w_h": w_hh.T, "b": b_ih + b_hh}
+        params = {"w_x": w_ih.T, "w_h": w_hh.T, "b": b_ih + b_hh}
+        if kind == "LSTM" and get("weight_hr", None) is not None:  # proj_size: h_t = W_hr (o ⊙ tanh(c_t))
+            params["w_proj"] = get("weight_hr").T
+        return params
     H = hidden_size
     b = np.concatenate([b_ih[: 2 * H] + b_hh[: 2 * H], b_ih[2 * H :]])
     return {
@@ -61,8 +64,10 @@ def from_torch(module, fast: bool = True):
     module's ``h_n`` (and ``c_n``) order. Dropout between layers is a training-time choice and is not
     carried over (the net corresponds to ``module.eval()``).
 
+    An ``nn.LSTM(proj_size=P)`` becomes ``rnnjax.lstm(H, proj_size=P)`` (``weight_hr`` is ``w_proj``).
+
     Raises:
-      TypeError: for other modules. ValueError: for an LSTM with ``proj_size``.
+      TypeError: for other modules.
     """
     import torch
 
@@ -70,13 +75,11 @@ def from_torch(module, fast: bool = True):
     kind = kinds.get(type(module))
     if kind is None:
         raise TypeError(f"from_torch takes torch.nn.RNN, LSTM or GRU, got {type(module).__name__}")
-    if kind == "LSTM" and module.proj_size:
-        raise ValueError("from_torch: LSTM with proj_size is not supported")
     H = module.hidden_size
     if kind == "RNN":
         cell = rnn(H, activation=module.nonlinearity)
     elif kind == "LSTM":
-        cell = lstm(H)
+        cell = lstm(H, proj_size=module.proj_size or None)
     else:
         cell = gru(H, reset_after=True)
     state = {k: _np(v) for k, v in module.state_dict().items()}
@@ -84,7 +87,12 @@ def from_torch(module, fast: bool = True):
     for layer in range(module.num_layers):
         directions = []
         for suffix in ("", "_reverse")[: 2 if module.bidirectional else 1]:
-            get = lambda name, s=suffix, l=layer: state[f"{name}_l{l}{s}"]  # noqa: E731
+            def get(name, default=KeyError, s=suffix, l=layer):
+                key = f"{name}_l{l}{s}"
+                if default is KeyError or key in state:
+                    return state[key]
+                return default
+
             p = _torch_layer(kind, H, get, module.bias)
             directions.append({k: jnp.asarray(v) for k, v in p.items()})
         layers.append({"fwd": directions[0], "bwd": directions[1]} if module.bidirectional else directions[0])

@@ -26,14 +26,15 @@ def sizes(seed):
 
 TORCH_CASES = [
     (kind, layers, bidi, bias, extra)
-    for kind, extra in [("RNN", {"nonlinearity": "tanh"}), ("RNN", {"nonlinearity": "relu"}), ("LSTM", {}), ("GRU", {})]
+    for kind, extra in [("RNN", {"nonlinearity": "tanh"}), ("RNN", {"nonlinearity": "relu"}), ("LSTM", {}), ("GRU", {}),
+                        ("LSTM", {"proj_size": "half"})]  # LSTMP: proj_size = H // 2 of the drawn H (at least 2)
     for layers, bidi, bias in [(1, False, True), (2, True, True), (2, False, False), (3, True, False)]
 ]
 
 
 def torch_case_id(case):
     kind, layers, bidi, bias, extra = case
-    return f"{kind}{extra.get('nonlinearity', '')}-L{layers}-{'bi' if bidi else 'uni'}-{'bias' if bias else 'nobias'}"
+    return f"{kind}{extra.get('nonlinearity', '')}{'P' if 'proj_size' in extra else ''}-L{layers}-{'bi' if bidi else 'uni'}-{'bias' if bias else 'nobias'}"
 
 
 def torch_carry_to_rnnjax(kind, h_n, c_n, layers, bidi):
@@ -68,6 +69,8 @@ def torch_grads_to_rnnjax(kind, module, layers, bidi, H):
         for suffix in ("", "_reverse")[: 2 if bidi else 1]:
             g = lambda n, s=suffix, l=layer: grads[f"{n}_l{l}{s}"]  # noqa: E731
             d = {"w_x": g("weight_ih").T, "w_h": g("weight_hh").T}
+            if module.proj_size if kind == "LSTM" else 0:
+                d["w_proj"] = g("weight_hr").T
             if module.bias:
                 d["b"] = g("bias_ih")
             if kind == "GRU":
@@ -90,6 +93,7 @@ def _layers(tree):
             yield layer
 
 
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")  # torch's own note
 @pytest.mark.parametrize("case", TORCH_CASES, ids=torch_case_id)
 @pytest.mark.parametrize(
     "seed,batch_first,fast", [(0, False, True), (1, True, True), (2, False, False)], ids=["fast", "fast-batch-first", "autodiff"]
@@ -97,13 +101,18 @@ def _layers(tree):
 def test_matches_torch(case, seed, batch_first, fast):
     kind, layers, bidi, bias, extra = case
     D, H, T = sizes(seed + 10 * layers)
+    out_size = H
+    if extra.get("proj_size") == "half":
+        H = max(H, 2)
+        extra = {"proj_size": H // 2}
+        out_size = H // 2
     torch.manual_seed(seed)
     module = getattr(torch.nn, kind)(D, H, num_layers=layers, bidirectional=bidi, bias=bias, batch_first=batch_first, **extra)
     with torch.no_grad():  # larger than torch's default init, so every term matters
         for p in module.parameters():
             p.uniform_(-0.8, 0.8)
     xs = np.random.default_rng(seed).normal(size=(T, D)).astype(np.float32)
-    weights = np.random.default_rng(seed + 1).normal(size=(T, (2 if bidi else 1) * H)).astype(np.float32)
+    weights = np.random.default_rng(seed + 1).normal(size=(T, (2 if bidi else 1) * out_size)).astype(np.float32)
 
     x_t = torch.tensor(xs[None] if batch_first else xs[:, None], requires_grad=True)
     out, state = module(x_t)
@@ -207,8 +216,6 @@ def test_matches_flax(name, seed, fast):
 def test_interop_rejects_what_it_cannot_convert():
     with pytest.raises(TypeError, match="torch.nn.RNN, LSTM or GRU"):
         interop.from_torch(torch.nn.Linear(2, 3))
-    with pytest.raises(ValueError, match="proj_size"):
-        interop.from_torch(torch.nn.LSTM(2, 4, proj_size=2))
     with pytest.raises(TypeError, match="SimpleCell, LSTMCell"):
         interop.from_flax(nn.Dense(3), {})
     with pytest.raises(ValueError, match="residual"):

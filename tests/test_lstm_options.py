@@ -1,4 +1,4 @@
-"""The LSTM's peephole and layer-norm options (issue 21) against loops written here, on every unroll path."""
+"""The LSTM's peephole, layer-norm and projection options (issue 21) against loops written here, on every unroll path."""
 
 import jax
 import jax.numpy as jnp
@@ -18,10 +18,11 @@ def norm(v):
 
 
 def reference(params, xs, peepholes, layer_norm):
-    """The LSTM of Gers & Schmidhuber 2000 (peepholes) and Ba et al. 2016 (LN-LSTM), one step at a time."""
+    """The LSTM of Gers & Schmidhuber 2000 (peepholes), Ba et al. 2016 (LN-LSTM) and Sak et al. 2014
+    (LSTMP: ``w_proj``), one step at a time."""
     p = {k: np.asarray(v, np.float64) for k, v in params.items()}
-    H = p["w_h"].shape[0]
-    h, c, ys = np.zeros(H), np.zeros(H), []
+    H = p["w_h"].shape[1] // 4
+    h, c, ys = np.zeros(p["w_h"].shape[0]), np.zeros(H), []
     for x in np.asarray(xs, np.float64):
         if layer_norm:
             a = p["ln_h"] * norm(h @ p["w_h"]) + p["ln_x"] * norm(x @ p["w_x"]) + p["bias"]
@@ -34,11 +35,13 @@ def reference(params, xs, peepholes, layer_norm):
         if peepholes:
             a_o = a_o + p["peephole"][2 * H:] * c
         h = sigmoid(a_o) * np.tanh(p["ln_c"] * norm(c) + p["ln_c_bias"] if layer_norm else c)
+        if "w_proj" in p:
+            h = h @ p["w_proj"]
         ys.append(h)
     return np.stack(ys), h, c
 
 
-OPTIONS = [dict(peepholes=True), dict(layer_norm=True), dict(peepholes=True, layer_norm=True)]
+OPTIONS = [dict(peepholes=True), dict(layer_norm=True), dict(proj_size=3), dict(peepholes=True, layer_norm=True, proj_size=2)]
 
 
 def setup(options, H=5, D=3, T=9, seed=0):
@@ -94,7 +97,7 @@ def test_masks_reverse_stacked_and_remat(options):
     net = rnnjax.stacked(cell, 2, bidirectional=True)
     net_params = net.init(jax.random.key(3), 3)
     out, _ = net.apply(net_params, xs, mask=mask)
-    assert out.shape == (12, 10) and np.all(np.isfinite(out))
+    assert out.shape == (12, 2 * cell.hidden_size) and np.all(np.isfinite(out))
     fast_grads = jax.grad(lambda p: jnp.sum(net.apply(p, xs, mask=mask)[0] ** 2))(net_params)
     plain = rnnjax.stacked(cell, 2, bidirectional=True, fast=False)
     plain_grads = jax.grad(lambda p: jnp.sum(plain.apply(p, xs, mask=mask)[0] ** 2))(net_params)
