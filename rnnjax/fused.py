@@ -51,6 +51,18 @@ def masked(m, new_carry, old_carry, y):
     return carry, where(y, jnp.zeros_like(y))
 
 
+def reset(r, start, carry):
+    """Where ``r`` is true, ``start`` in place of ``carry`` (a new sequence begins). ``r``: ``[...]`` or None."""
+    if r is None:
+        return carry
+
+    def where(a, b):
+        rr = r.reshape(r.shape + (1,) * (b.ndim - r.ndim))
+        return jnp.where(rr, a, b)
+
+    return jax.tree.map(where, start, carry)
+
+
 def split_params(params):
     """Recurrent matrices (``w_*`` except ``w_x``) and the other params used inside the step."""
     rec = {k: v for k, v in params.items() if k.startswith("w_") and k not in INPUT_PARAMS}
@@ -126,12 +138,14 @@ def _width(carry):
     return jax.tree.leaves(carry)[0].shape[-1]
 
 
-def _forward(core, rec, pointwise, xw, carry, mask, reverse):
-    """The forward scan: ``(last, ys)`` and the residuals ``(carries, outs)`` (each ``[T, ...]``)."""
+def _forward(core, rec, pointwise, xw, carry, mask, reverse, resets=None, start=None):
+    """The forward scan: ``(last, ys)`` and the residuals ``(carries, outs)`` (each ``[T, ...]``); a step
+    with ``resets`` true starts from ``start``, and the carry saved for it is that one."""
     params = {**rec, **pointwise}
 
     def body(c, inp):
-        xw_t, m_t = inp
+        xw_t, m_t, r_t = inp
+        c = reset(r_t, start, c)
         xw_t = _join(xw_t)
         outs = {}
 
@@ -144,7 +158,7 @@ def _forward(core, rec, pointwise, xw, carry, mask, reverse):
         return new, (y, c, outs)
 
     width = _width(carry)
-    last, (ys, carries, outs) = lax.scan(body, carry, (_chunks(xw, width), mask), reverse=reverse)
+    last, (ys, carries, outs) = lax.scan(body, carry, (_chunks(xw, width), mask, resets), reverse=reverse)
     return (last, ys), (carries, outs)
 
 
@@ -165,19 +179,19 @@ def _recurrent_inputs(core, params, carries, xw, outs):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _attach(core, reverse, out, residuals, rec, pointwise, xw, ghosts, carry, mask):
+def _attach(core, reverse, out, residuals, rec, pointwise, xw, ghosts, carry, mask, resets):
     """``out`` unchanged; its backward pass is the recurrence's (see the module docstring)."""
-    del core, reverse, residuals, rec, pointwise, xw, ghosts, carry, mask
+    del core, reverse, residuals, rec, pointwise, xw, ghosts, carry, mask, resets
     return out
 
 
-def _attach_fwd(core, reverse, out, residuals, rec, pointwise, xw, ghosts, carry, mask):
+def _attach_fwd(core, reverse, out, residuals, rec, pointwise, xw, ghosts, carry, mask, resets):
     del core, reverse, ghosts, carry
-    return out, (residuals, rec, pointwise, xw, mask)
+    return out, (residuals, rec, pointwise, xw, mask, resets)
 
 
 def _attach_bwd(core, reverse, saved, cotangents):
-    (carries, outs), rec, pointwise, xw, mask = saved
+    (carries, outs), rec, pointwise, xw, mask, resets = saved
     d_last, d_ys = cotangents
     # Transposed once, outside the loop: a product with a transposed operand inside it measured slower.
     rec_t = {k: w.T for k, w in rec.items()}
@@ -186,7 +200,7 @@ def _attach_bwd(core, reverse, saved, cotangents):
 
     def body(state, inp):
         d_carry, d_pw_sum = state
-        c, xw_t, outs_t, m_t, dy_t = inp
+        c, xw_t, outs_t, m_t, r_t, dy_t = inp
 
         def step(c, xw_t, zs, pw):
             def product(name, u):
@@ -198,6 +212,7 @@ def _attach_bwd(core, reverse, saved, cotangents):
         zeros = jax.tree.map(jnp.zeros_like, outs_t)
         _, vjp = jax.vjp(step, c, xw_t, zeros, pointwise)
         d_c, d_xw, d_z, d_pw = vjp((d_carry, dy_t))
+        d_c = reset(r_t, jax.tree.map(jnp.zeros_like, d_c), d_c)  # a reset step's carry came from no step
         # Where the cell adds the input projection to a product (a = xw + u @ W: the LSTM, the RNN), the
         # transpose of that sum hands both the same cotangent; stacking it once saves a [T, B, G] buffer
         # and its copy. If JAX ever handed out equal but distinct values, this would only be slower.
@@ -205,17 +220,17 @@ def _attach_bwd(core, reverse, saved, cotangents):
         return (d_c, jax.tree.map(jnp.add, d_pw_sum, d_pw)), (None if shared else d_xw, d_z)
 
     init = (d_last, jax.tree.map(jnp.zeros_like, pointwise))
-    scanned = (carries, xw, outs, mask, d_ys)
+    scanned = (carries, xw, outs, mask, resets, d_ys)
     (d_carry, d_pw), (d_xw, d_z) = lax.scan(body, init, scanned, reverse=not reverse)
     if shared:
         d_xw = d_z[shared[0]]
-    return None, None, None, d_pw, d_xw, d_z, d_carry, None
+    return None, None, None, d_pw, d_xw, d_z, d_carry, None, None
 
 
 _attach.defvjp(_attach_fwd, _attach_bwd)
 
 
-def unroll(core, params, xs, carry, mask=None, reverse=False):
+def unroll(core, params, xs, carry, mask=None, reverse=False, resets=None, start=None):
     """Fast-path unroll of a cell's ``core`` over ``xs`` ``[T, D]``; returns ``(carry, ys)``.
 
     Callers should use :func:`rnnjax.unroll`, which checks the inputs and picks this path by default.
@@ -227,8 +242,9 @@ def unroll(core, params, xs, carry, mask=None, reverse=False):
         xw = add_bias(xw, params["b"])
     # The forward pass sees constants only; _attach supplies every derivative.
     rec_c, pointwise_c, xw_c, carry_c = lax.stop_gradient((rec, pointwise, xw, carry))
-    out, residuals = _forward(core, rec_c, pointwise_c, xw_c, carry_c, mask, reverse)
+    start = None if resets is None else lax.stop_gradient(start)  # the carry a new sequence starts from: a constant
+    out, residuals = _forward(core, rec_c, pointwise_c, xw_c, carry_c, mask, reverse, resets, start)
     carries, outs = residuals
     us = _recurrent_inputs(core, {**rec_c, **pointwise_c}, carries, xw_c, outs)
     ghosts = {k: _product(lax.stop_gradient(us[k]), rec[k]) for k in rec}
-    return _attach(core, bool(reverse), out, residuals, rec_c, pointwise, xw, ghosts, carry, mask)
+    return _attach(core, bool(reverse), out, residuals, rec_c, pointwise, xw, ghosts, carry, mask, resets)

@@ -17,7 +17,7 @@ from rnnjax.types import Cell
 
 
 def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False, fast: bool = True,
-           remat: int | None = None, parallel: bool | None = None):
+           remat: int | None = None, parallel: bool | None = None, resets=None):
     """Runs ``cell`` over the sequence ``xs``: ``carry_t, y_t = cell.step(params, carry_{t-1}, x_t)``.
 
     Args:
@@ -50,6 +50,12 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
         every size tried (the LRU at batch 1 was the exception: README, "Linear recurrences"). The same
         values and gradients up to rounding.
 
+      resets: ``[T]`` (bool or 0/1): where true, a new sequence starts at that step: the carry entering it
+        is ``cell.initial_carry(params)`` (a constant: no gradient flows into it or back through it), as
+        if the stream were cut there and each piece unrolled on its own (episode or document boundaries in
+        one stream; Haiku's ``ResetCore``). In the order of processing: with ``reverse``, the carry
+        entering step ``t`` on the way down. Not with ``parallel``.
+
     Returns:
       ``(carry, ys)``: the final carry and the outputs ``[T, H]``.
     """
@@ -57,6 +63,10 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
     _checks.against_cell(cell, params, carry, xs.shape[-1])
     if carry is None:
         carry = cell.initial_carry(params)
+    if resets is not None:
+        resets = jnp.asarray(resets) != 0
+        if resets.shape != xs.shape[:1]:
+            raise ValueError(f"{cell.name}: resets must be [T] = {xs.shape[:1]}, got shape {resets.shape}")
     if mask is not None:
         mask = jnp.asarray(mask) != 0
         # Masked steps see zeros, not the padding: a step computed on NaN or inf padding would put
@@ -68,30 +78,35 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
         raise ValueError(f"{cell.name} has no parallel unroll; only the linear cells of rnnjax.linear "
                          "(min_gru, min_lstm, lru) do")
     if parallel:
+        if resets is not None:
+            raise ValueError(f"{cell.name}: resets run on the sequential unroll; use parallel=False with them")
         if remat is not None:
             raise ValueError(f"{cell.name}: remat applies to the sequential unroll; the parallel scan keeps "
                              "O(T) states either way (use parallel=False with remat)")
         return cell.parallel(params, xs, carry, mask, reverse)
+    start = None if resets is None else lax.stop_gradient(cell.initial_carry(params))
     if cell.prepare is not None:  # the derived weights once per sequence, not once per step
         params, cell = cell.prepare(params), cells.prepared(cell)
     if remat is not None:
-        return _remat_unroll(cell, params, xs, carry, mask, reverse, _checks.positive_int(remat, f"{cell.name}: remat"))
-    return _unroll(cell, params, xs, carry, mask, reverse=reverse, fast=fast)
+        return _remat_unroll(cell, params, xs, carry, mask, reverse, _checks.positive_int(remat, f"{cell.name}: remat"),
+                             resets, start)
+    return _unroll(cell, params, xs, carry, mask, resets, start, reverse=reverse, fast=fast)
 
 
-def _unroll(cell, params, xs, carry, mask, *, reverse, fast):
+def _unroll(cell, params, xs, carry, mask, resets=None, start=None, *, reverse, fast):
     if fast and cell.core is not None:
-        return fused.unroll(cell.core, params, xs, carry, mask, reverse)
+        return fused.unroll(cell.core, params, xs, carry, mask, reverse, resets, start)
 
     def body(c, inp):
-        x, m = inp
+        x, m, r = inp
+        c = fused.reset(r, start, c)
         new, y = cell.step(params, c, x)
         return fused.masked(m, new, c, y)
 
-    return lax.scan(body, carry, (xs, mask), reverse=reverse)
+    return lax.scan(body, carry, (xs, mask, resets), reverse=reverse)
 
 
-def _remat_unroll(cell, params, xs, carry, mask, reverse, size):
+def _remat_unroll(cell, params, xs, carry, mask, reverse, size, resets=None, start=None):
     T = xs.shape[0]
     n = -(-T // size)
     pad = n * size - T
@@ -99,7 +114,9 @@ def _remat_unroll(cell, params, xs, carry, mask, reverse, size):
         mask = jnp.ones(T, bool) if mask is None else mask
         mask = jnp.concatenate([mask, jnp.zeros(pad, bool)])
         xs = jnp.concatenate([xs, jnp.zeros((pad, *xs.shape[1:]), xs.dtype)])
-    chunks = (xs.reshape(n, size, *xs.shape[1:]), None if mask is None else mask.reshape(n, size))
+        resets = None if resets is None else jnp.concatenate([resets, jnp.zeros(pad, bool)])
+    chunks = (xs.reshape(n, size, *xs.shape[1:]), None if mask is None else mask.reshape(n, size),
+              None if resets is None else resets.reshape(n, size))
 
     # The chunks run the plain path: jax.checkpoint differentiates through forward mode, which the fast
     # path lacks, and a recomputing custom_vjp around it measured slower and kept more (its residuals,
@@ -107,7 +124,7 @@ def _remat_unroll(cell, params, xs, carry, mask, reverse, size):
     # recomputation cannot merge with the forward pass anyway.
     chunk = jax.checkpoint(functools.partial(_unroll, cell, reverse=reverse, fast=False), prevent_cse=False)
 
-    carry, ys = lax.scan(lambda c, inp: chunk(params, inp[0], c, inp[1]), carry, chunks, reverse=reverse)
+    carry, ys = lax.scan(lambda c, inp: chunk(params, inp[0], c, inp[1], inp[2], start), carry, chunks, reverse=reverse)
     ys = jax.tree.map(lambda y: y.reshape(n * size, *y.shape[2:])[:T], ys)
     return carry, ys
 
