@@ -136,16 +136,21 @@ def _first(side: str) -> str:
     return side.strip()
 
 
-def parse_pairs(dictionary: str) -> list[tuple[str, str]]:
-    """Example-sentence pairs ``(German, English)`` of Ding-format lines, each German sentence once."""
-    pairs: dict[str, str] = {}
+def _sub_entries(dictionary: str):
+    """``(German sub-entries, English sub-entries)`` of each Ding-format line whose two sides pair up."""
     for line in dictionary.splitlines():
         if line.startswith("#") or " :: " not in line:
             continue
         german, english = line.split(" :: ", 1)
         de_parts, en_parts = german.split(" | "), english.split(" | ")
-        if len(de_parts) != len(en_parts):
-            continue
+        if len(de_parts) == len(en_parts):
+            yield de_parts, en_parts
+
+
+def parse_pairs(dictionary: str) -> list[tuple[str, str]]:
+    """Example-sentence pairs ``(German, English)`` of Ding-format lines, each German sentence once."""
+    pairs: dict[str, str] = {}
+    for de_parts, en_parts in _sub_entries(dictionary):
         for de, en in zip(de_parts, en_parts):
             de, en = _first(de), _first(en)
             if de.endswith(_END) and en.endswith(_END) and de not in pairs:
@@ -172,12 +177,8 @@ def dictionary_entries(dictionary: str, held_out: set[str] = frozenset()) -> lis
     nothing (its entries would leak the held-out sentence's words with their translation), nor does an
     entry that is itself a held-out sentence once its notes are gone."""
     entries: dict[str, str] = {}
-    for line in dictionary.splitlines():
-        if line.startswith("#") or " :: " not in line:
-            continue
-        german, english = line.split(" :: ", 1)
-        de_parts, en_parts = german.split(" | "), english.split(" | ")
-        if len(de_parts) != len(en_parts) or any(_first(de) in held_out for de in de_parts):
+    for de_parts, en_parts in _sub_entries(dictionary):
+        if any(_first(de) in held_out for de in de_parts):
             continue
         for de, en in zip(de_parts, en_parts):
             if _first(de).endswith(_END) and _first(en).endswith(_END):
