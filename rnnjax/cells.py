@@ -197,7 +197,7 @@ def lstm(hidden_size: int, forget_bias=1.0, chrono=None, peepholes: bool = False
     return _make_cell(f"lstm({H}{options})", P, init_fn, core, initial_carry)
 
 
-def gru(hidden_size: int, reset_after: bool = False, chrono=None) -> Cell:
+def gru(hidden_size: int, reset_after: bool = False, chrono=None, layer_norm: bool = False) -> Cell:
     """The GRU (Cho et al. 2014), with update gate ``z`` and reset gate ``r``.
 
     With ``[a_r, a_z, a_n] = W_x x_t + b``:
@@ -216,6 +216,12 @@ def gru(hidden_size: int, reset_after: bool = False, chrono=None) -> Cell:
 
     ``chrono=T_max``: chrono initialisation (Tallec & Ollivier 2018): ``b_z ~ -log U(1, T_max - 1)`` per
     unit, so each unit takes in about ``1/T`` of its candidate per step for a ``T`` up to ``T_max``.
+
+    ``layer_norm=True`` (after Ba, Kiros & Hinton 2016): each product is normalised per block before the
+    biases, ``[a_r, a_z] = γ_x ⊙ LN(W_x x)_{rz} + γ_h ⊙ LN(W_h h) + b_{rz}``,
+    ``a_n = γ_xn ⊙ LN(W_x x)_n + b_n`` and the candidate's recurrent product ``γ_hn ⊙ LN(·)`` in place of
+    ``W_hn (r ⊙ h)`` (``W_hn h``, then ``+ b_hn``, with ``reset_after``). The biases move inside the
+    step as ``bias`` ``[3H]``; gains ``ln_x`` ``[3H]``, ``ln_h`` ``[2H]``, ``ln_hn`` ``[H]`` (init 1).
     """
     hidden_size = _checks.hidden_size(hidden_size)
     H = hidden_size
@@ -226,6 +232,8 @@ def gru(hidden_size: int, reset_after: bool = False, chrono=None) -> Cell:
         if chrono is not None:
             b_z = -_chrono(jax.random.fold_in(key, 2), H, chrono)
             params["b"] = jnp.zeros((3 * H,), b_z.dtype).at[H : 2 * H].set(b_z)
+        if layer_norm:
+            params.update(bias=params.pop("b"), ln_x=jnp.ones((3 * H,)), ln_h=jnp.ones((2 * H,)), ln_hn=jnp.ones((H,)))
         w_h = inits.blocks(inits.orthogonal(), kh, 3, H)
         if reset_after:
             params.update(w_h=w_h, b_hn=jnp.zeros((H,)))
@@ -234,18 +242,27 @@ def gru(hidden_size: int, reset_after: bool = False, chrono=None) -> Cell:
         return params
 
     def core(rec, params, h, xw):
-        a_r, a_z, a_n = jnp.split(xw, 3, axis=-1)
         hw = rec("w_h", h)
-        r = jax.nn.sigmoid(a_r + hw[..., :H])
-        z = jax.nn.sigmoid(a_z + hw[..., H : 2 * H])
-        if reset_after:
-            n = jnp.tanh(a_n + r * add_bias(hw[..., 2 * H :], params["b_hn"]))
+        if layer_norm:
+            g_x, bias = params["ln_x"], params["bias"]
+            a_rz = add_bias(_layer_norm(xw[..., : 2 * H], g_x[: 2 * H]) + _layer_norm(hw[..., : 2 * H], params["ln_h"]), bias[: 2 * H])
+            a_n = add_bias(_layer_norm(xw[..., 2 * H :], g_x[2 * H :]), bias[2 * H :])
+            r, z = jax.nn.sigmoid(a_rz[..., :H]), jax.nn.sigmoid(a_rz[..., H:])
         else:
-            n = jnp.tanh(a_n + rec("w_hn", r * h))
+            a_r, a_z, a_n = jnp.split(xw, 3, axis=-1)
+            r = jax.nn.sigmoid(a_r + hw[..., :H])
+            z = jax.nn.sigmoid(a_z + hw[..., H : 2 * H])
+        if reset_after:
+            hn = _layer_norm(hw[..., 2 * H :], params["ln_hn"]) if layer_norm else hw[..., 2 * H :]
+            n = jnp.tanh(a_n + r * add_bias(hn, params["b_hn"]))
+        else:
+            hn = rec("w_hn", r * h)
+            n = jnp.tanh(a_n + (_layer_norm(hn, params["ln_hn"]) if layer_norm else hn))
         h = h + z * (n - h)
         return h, h
 
-    suffix = (", reset_after=True" if reset_after else "") + (f", chrono={chrono}" if chrono is not None else "")
+    suffix = (", reset_after=True" if reset_after else "") + (f", chrono={chrono}" if chrono is not None else "") + (
+        ", layer_norm" if layer_norm else "")
     return _make_cell(f"gru({H}{suffix})", H, init_fn, core, _zeros_h)
 
 

@@ -113,3 +113,45 @@ def test_peepholes_start_as_the_plain_lstm_and_layer_norm_params_are_named():
     ln = rnnjax.lstm(4, layer_norm=True, forget_bias=2.0).init(jax.random.key(1), 3)
     assert "b" not in ln and np.all(ln["bias"][4:8] == 2.0) and np.all(ln["ln_x"] == 1) and np.all(ln["ln_c_bias"] == 0)
     assert rnnjax.lstm(4, peepholes=True, layer_norm=True).name == "lstm(4, peepholes, layer_norm)"
+
+
+def gru_reference(params, xs, reset_after):
+    """The layer-normalised GRU of rnnjax.gru's docstring, one step at a time."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    H = p["ln_hn"].shape[0]
+    h, ys = np.zeros(H), []
+    for x in np.asarray(xs, np.float64):
+        xw, hw = x @ p["w_x"], h @ p["w_h"]
+        a_rz = p["ln_x"][:2 * H] * norm(xw[:2 * H]) + p["ln_h"] * norm(hw[:2 * H]) + p["bias"][:2 * H]
+        r, z = sigmoid(a_rz[:H]), sigmoid(a_rz[H:])
+        a_n = p["ln_x"][2 * H:] * norm(xw[2 * H:]) + p["bias"][2 * H:]
+        if reset_after:
+            n = np.tanh(a_n + r * (p["ln_hn"] * norm(hw[2 * H:]) + p["b_hn"]))
+        else:
+            n = np.tanh(a_n + p["ln_hn"] * norm((r * h) @ p["w_hn"]))
+        h = (1 - z) * h + z * n
+        ys.append(h)
+    return np.stack(ys)
+
+
+@pytest.mark.parametrize("reset_after", [False, True])
+def test_layer_norm_gru_matches_the_loop_and_finite_differences(reset_after):
+    with jax.enable_x64(True):
+        cell = rnnjax.gru(4, reset_after=reset_after, layer_norm=True)
+        params = perturb(cell.init(jax.random.key(0), 3), jax.random.key(1), scale=0.5)
+        xs = jax.random.normal(jax.random.key(2), (7, 3))
+        params, xs = jax.tree.map(lambda a: a.astype(jnp.float64), (params, xs))
+        expected = gru_reference(params, xs, reset_after)
+        for fast in (True, False):
+            np.testing.assert_allclose(rnnjax.unroll(cell, params, xs, fast=fast)[1], expected, rtol=1e-12, atol=1e-12)
+
+            def loss(p):
+                return jnp.sum(jnp.sin(rnnjax.unroll(cell, p, xs, fast=fast)[1]))
+
+            grads = jax.grad(loss)(params)
+            for name in params:
+                direction = jax.random.normal(jax.random.key(7), params[name].shape, jnp.float64)
+                numeric = (loss({**params, name: params[name] + 1e-6 * direction})
+                           - loss({**params, name: params[name] - 1e-6 * direction})) / 2e-6
+                np.testing.assert_allclose(jnp.sum(grads[name] * direction), numeric, rtol=1e-6, atol=1e-9, err_msg=name)
+    assert "b" not in params and params["ln_h"].shape == (8,)
