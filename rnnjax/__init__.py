@@ -7,7 +7,7 @@ the feed-forward baseline. Weight converters live in :mod:`rnnjax.interop`.
 """
 
 from rnnjax import initializers
-from rnnjax.cells import exp_rnn, gru, lstm, rnn
+from rnnjax.cells import exp_rnn, gru, lstm, recurrent_dropout, rnn
 from rnnjax.layers import stacked
 from rnnjax.linear import linear_scan, lru, min_gru, min_lstm
 from rnnjax.mlp import mlp
@@ -36,6 +36,7 @@ __all__ = [
     "min_gru",
     "min_lstm",
     "mlp",
+    "recurrent_dropout",
     "rnn",
     "stacked",
     "truncated_unroll",

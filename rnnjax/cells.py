@@ -349,3 +349,36 @@ def exp_rnn(hidden_size: int, activation: str = "modrelu", init: str = "henaff")
         return jnp.zeros(params["b"].shape, params["b"].dtype)
 
     return _make_cell(f"exp_rnn({H}, {activation}, {init})", H, init_fn, core, initial_carry, prepare)
+
+
+def recurrent_dropout(cell: Cell, rate: float) -> Cell:
+    """``cell`` with variational recurrent dropout (Gal & Ghahramani 2016, "A theoretically grounded
+    application of dropout in recurrent neural networks"; Keras's ``recurrent_dropout``): the state read by
+    the recurrent products is ``h_{t-1} ⊙ m``, with one mask ``m ~ Bernoulli(1 − rate) / (1 − rate)``
+    ``[H]`` per sequence, the same at every step (drawn outside the loop, the point of flax#2194).
+
+    The mask is drawn by ``noise(params, key)``, which :func:`rnnjax.unroll` calls once per sequence when
+    given ``key=`` (a different key per example under ``jax.vmap``); without a key nothing is dropped, so
+    evaluation needs no other cell. Masked: the inputs of the products ``w_h`` (and the GRU's ``w_hn``,
+    whose input is ``r ⊙ h``); not the LSTMP's output projection. Params are the cell's own; the fast path,
+    masks, reverse, ``stacked`` and remat work as for ``cell``.
+    """
+    rate = _checks.rate(rate, "recurrent_dropout: rate")
+    if cell.core is None:
+        raise ValueError(f"recurrent_dropout: {cell.name} has no core to wrap (the linear cells have no recurrent product)")
+    inner = cell.core
+
+    def core(rec, params, carry, xw):
+        mask = params.get("dropout_mask")
+        if mask is None:
+            return inner(rec, params, carry, xw)
+        return inner(lambda name, u: rec(name, scale(u, mask) if name in ("w_h", "w_hn") else u), params, carry, xw)
+
+    def noise(params, key):
+        if rate == 0.0:
+            return params
+        keep = jax.random.bernoulli(key, 1.0 - rate, params["w_h"].shape[:1])
+        return {**params, "dropout_mask": keep.astype(params["w_h"].dtype) / (1.0 - rate)}
+
+    name = f"recurrent_dropout({cell.name}, {rate})"
+    return cell._replace(core=core, step=_step(name, core, cell.prepare), name=name, noise=noise)

@@ -37,11 +37,12 @@ def stacked(
     Returns:
       A :class:`rnnjax.Net`. ``params`` is a tuple with one dict per layer, or per layer
       ``{"fwd": ..., "bwd": ...}`` when bidirectional; the carry has the same layout.
-      ``apply(params, xs [T, D], mask=None, carry=None, resets=None) -> (ys [T, O], carry)`` with
+      ``apply(params, xs [T, D], mask=None, carry=None, resets=None, key=None) -> (ys [T, O], carry)`` with
       ``O = H`` (``2H`` bidirectional) of the last layer. With a mask (padding at the end), outputs at
       padded steps are zero and each direction's carry is the one after its last valid step. ``resets``
       ``[T]`` marks the steps where a new sequence starts (:func:`rnnjax.unroll`); a backward direction
-      resets on entering the step before each start, so no direction reads across a boundary.
+      resets on entering the step before each start, so no direction reads across a boundary. ``key``:
+      for cells with noise (recurrent dropout), one key per layer and direction folded from it.
     """
     if isinstance(cells, Cell):
         cells = (cells,) * _checks.hidden_size(1 if num_layers is None else num_layers, "num_layers")
@@ -73,7 +74,7 @@ def stacked(
             )
         return tuple(c.initial_carry(p) for c, p in zip(cells, params))
 
-    def apply(params, xs, mask=None, carry=None, resets=None):
+    def apply(params, xs, mask=None, carry=None, resets=None, key=None):
         if len(params) != len(cells):
             raise ValueError(f"params hold {len(params)} layers but the net has {len(cells)}")
         if carry is None:
@@ -83,15 +84,16 @@ def stacked(
         if resets is not None and bidirectional:  # going down, a piece ends where the next one starts
             r = jnp.asarray(resets) != 0
             back = jnp.concatenate([r[1:], jnp.zeros((1,), bool)])
-        for cell, p, c in zip(cells, params, carry):
+        for layer, (cell, p, c) in enumerate(zip(cells, params, carry)):
+            k = (None, None) if key is None else (jax.random.fold_in(key, 2 * layer), jax.random.fold_in(key, 2 * layer + 1))
             if bidirectional:
-                cf, yf = unroll(cell, p["fwd"], ys, c["fwd"], mask, fast=fast, remat=remat, parallel=parallel, resets=resets)
+                cf, yf = unroll(cell, p["fwd"], ys, c["fwd"], mask, fast=fast, remat=remat, parallel=parallel, resets=resets, key=k[0])
                 cb, yb = unroll(cell, p["bwd"], ys, c["bwd"], mask, reverse=True, fast=fast, remat=remat, parallel=parallel,
-                                resets=back)
+                                resets=back, key=k[1])
                 ys = jnp.concatenate([yf, yb], axis=-1)
                 carries.append({"fwd": cf, "bwd": cb})
             else:
-                c, ys = unroll(cell, p, ys, c, mask, fast=fast, remat=remat, parallel=parallel, resets=resets)
+                c, ys = unroll(cell, p, ys, c, mask, fast=fast, remat=remat, parallel=parallel, resets=resets, key=k[0])
                 carries.append(c)
         return ys, tuple(carries)
 

@@ -52,6 +52,10 @@ class Cell(NamedTuple):
         its params (the expRNN's ``W = expm(A - Aᵀ)``): ``core`` runs on ``prepare(params)``, which
         :func:`rnnjax.unroll` computes once per sequence (gradients flow through it); ``step`` computes it
         at every call, so scanning ``step`` by hand is right but slower. ``None``: ``core`` runs on params.
+      noise: optional, ``noise(params, key) -> params`` with the random masks of one sequence added (the
+        recurrent dropout of :func:`rnnjax.recurrent_dropout`): :func:`rnnjax.unroll` calls it once per
+        sequence, before the scan, when it is given a ``key``; without a key the cell runs without noise
+        (evaluation).
     """
 
     init: Callable[..., Params]
@@ -63,6 +67,7 @@ class Cell(NamedTuple):
     parallel: Callable[..., tuple[Carry, Array]] | None = None
     readout: Callable[..., Array] | None = None
     prepare: Callable[[Params], Params] | None = None
+    noise: Callable[..., Params] | None = None
 
 
 class Net(NamedTuple):
@@ -70,7 +75,7 @@ class Net(NamedTuple):
 
     Attributes:
       init: ``(key, input_size) -> params``: a tuple with one entry per layer.
-      apply: ``(params, xs[T, D], mask=None, carry=None) -> (ys[T, O], carry)``.
+      apply: ``(params, xs[T, D], mask=None, carry=None, resets=None, key=None) -> (ys[T, O], carry)``.
       initial_carry: ``(params) -> carry``: a tuple with one entry per layer.
       output_size: ``O``, the feature size of ``ys``.
     """

@@ -17,7 +17,7 @@ from rnnjax.types import Cell
 
 
 def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False, fast: bool = True,
-           remat: int | None = None, parallel: bool | None = None, resets=None):
+           remat: int | None = None, parallel: bool | None = None, resets=None, key=None):
     """Runs ``cell`` over the sequence ``xs``: ``carry_t, y_t = cell.step(params, carry_{t-1}, x_t)``.
 
     Args:
@@ -55,6 +55,8 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
         if the stream were cut there and each piece unrolled on its own (episode or document boundaries in
         one stream; Haiku's ``ResetCore``). In the order of processing: with ``reverse``, the carry
         entering step ``t`` on the way down. Not with ``parallel``.
+      key: randomness for a cell with noise (``cell.noise``: :func:`rnnjax.recurrent_dropout`), drawn once
+        for the sequence before the scan; ``None`` runs the cell without noise (evaluation).
 
     Returns:
       ``(carry, ys)``: the final carry and the outputs ``[T, H]``.
@@ -87,6 +89,8 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
     start = None if resets is None else lax.stop_gradient(cell.initial_carry(params))
     if cell.prepare is not None:  # the derived weights once per sequence, not once per step
         params, cell = cell.prepare(params), cells.prepared(cell)
+    if key is not None and cell.noise is not None:  # one draw per sequence: the same masks at every step
+        params = cell.noise(params, key)
     if remat is not None:
         return _remat_unroll(cell, params, xs, carry, mask, reverse, _checks.positive_int(remat, f"{cell.name}: remat"),
                              resets, start)

@@ -1,0 +1,77 @@
+"""Variational recurrent dropout (issue 21): one mask per sequence, the same at every step; none without a key."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rnnjax
+from tests.helpers import perturb
+
+
+def lstm_loop(params, xs, mask):
+    """The LSTM with its recurrent input h_{t-1} ⊙ mask, one step at a time, written here."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    H = p["w_h"].shape[0]
+    h, c, ys = np.zeros(H), np.zeros(H), []
+    for x in np.asarray(xs, np.float64):
+        a = x @ p["w_x"] + (h * mask) @ p["w_h"] + p["b"]
+        i, f, g, o = (1 / (1 + np.exp(-a[:H])), 1 / (1 + np.exp(-a[H:2 * H])), np.tanh(a[2 * H:3 * H]),
+                      1 / (1 + np.exp(-a[3 * H:])))
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        ys.append(h)
+    return np.stack(ys)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_one_mask_for_every_step_and_none_without_a_key(fast):
+    cell = rnnjax.recurrent_dropout(rnnjax.lstm(6), 0.5)
+    params = perturb(cell.init(jax.random.key(0), 3), jax.random.key(1))
+    xs = jax.random.normal(jax.random.key(2), (9, 3))
+    key = jax.random.key(3)
+    mask = np.asarray(cell.noise(params, key)["dropout_mask"])
+    assert set(np.unique(mask)) <= {0.0, 2.0} and 0 < np.sum(mask == 0) < 6  # Bernoulli(0.5) / 0.5
+    _, ys = rnnjax.unroll(cell, params, xs, key=key, fast=fast)
+    np.testing.assert_allclose(ys, lstm_loop(params, xs, mask), atol=1e-5)  # the same mask at all 9 steps
+    plain = rnnjax.unroll(rnnjax.lstm(6), params, xs, fast=fast)[1]
+    np.testing.assert_array_equal(rnnjax.unroll(cell, params, xs, fast=fast)[1], plain)  # no key: no dropout
+    assert not np.allclose(ys, plain)
+    other = rnnjax.unroll(cell, params, xs, key=jax.random.key(4), fast=fast)[1]
+    assert not np.allclose(other, ys)  # another sequence, another mask
+
+
+@pytest.mark.parametrize("base", ["lstm", "gru", "gru_reset_after", "rnn", "exp_rnn"])
+def test_gradients_match_finite_differences_in_float64_and_the_paths_agree(base):
+    make = {"lstm": lambda: rnnjax.lstm(4), "gru": lambda: rnnjax.gru(4), "gru_reset_after": lambda: rnnjax.gru(4, reset_after=True),
+            "rnn": lambda: rnnjax.rnn(4), "exp_rnn": lambda: rnnjax.exp_rnn(4)}[base]
+    with jax.enable_x64(True):
+        cell = rnnjax.recurrent_dropout(make(), 0.3)
+        params = perturb(cell.init(jax.random.key(0), 3), jax.random.key(1))
+        params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
+        xs = jax.random.normal(jax.random.key(2), (6, 3), jnp.float64)
+        key = jax.random.key(5)
+
+        def loss(p, fast):
+            return jnp.sum(jnp.sin(rnnjax.unroll(cell, p, xs, key=key, fast=fast, remat=None if fast else 2)[1]))
+
+        grads = jax.grad(loss)(params, True)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12), grads, jax.grad(loss)(params, False))
+        for name in params:
+            direction = jax.random.normal(jax.random.key(7), params[name].shape, jnp.float64)
+            numeric = (loss({**params, name: params[name] + 1e-6 * direction}, True)
+                       - loss({**params, name: params[name] - 1e-6 * direction}, True)) / 2e-6
+            np.testing.assert_allclose(jnp.sum(grads[name] * direction), numeric, rtol=1e-6, atol=1e-9, err_msg=name)
+
+
+def test_stacked_nets_draw_a_mask_per_layer_and_direction_and_errors():
+    net = rnnjax.stacked(rnnjax.recurrent_dropout(rnnjax.gru(5), 0.5), 2, bidirectional=True)
+    params = net.init(jax.random.key(0), 3)
+    xs = jax.random.normal(jax.random.key(1), (7, 3))
+    a, b = net.apply(params, xs, key=jax.random.key(2))[0], net.apply(params, xs, key=jax.random.key(2))[0]
+    np.testing.assert_array_equal(a, b)  # the same key, the same masks
+    assert not np.allclose(a, net.apply(params, xs)[0])
+    with pytest.raises(ValueError, match=r"rate must be in \[0, 1\)"):
+        rnnjax.recurrent_dropout(rnnjax.lstm(3), 1.0)
+    with pytest.raises(ValueError, match="has no core to wrap"):
+        rnnjax.recurrent_dropout(rnnjax.min_gru(3), 0.1)
