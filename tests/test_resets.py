@@ -17,10 +17,14 @@ def pieces(xs, starts):
     return [xs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-@pytest.mark.parametrize("name", CELLS)
-@pytest.mark.parametrize("fast,remat", [(True, None), (False, None), (True, 3)], ids=["fast", "plain", "remat"])
-@pytest.mark.parametrize("reverse", [False, True])
-def test_a_reset_equals_separate_unrolls_with_the_same_gradients(name, fast, remat, reverse):
+PATHS = {"fast": (True, None), "plain": (False, None), "remat": (True, 3)}
+CASES = [("lstm", path, reverse) for path in PATHS for reverse in (False, True)] + [
+    (name, "fast", False) for name in ("gru", "rnn", "exp_rnn", "min_gru")] + [("gru", "plain", True), ("min_gru", "remat", True)]
+
+
+@pytest.mark.parametrize("name,path,reverse", CASES)
+def test_a_reset_equals_separate_unrolls_with_the_same_gradients(name, path, reverse):
+    fast, remat = PATHS[path]
     cell = CELLS[name]()
     params = perturb(cell.init(jax.random.key(0), 3), jax.random.key(1))
     xs = jax.random.normal(jax.random.key(2), (11, 3))
