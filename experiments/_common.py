@@ -54,10 +54,12 @@ CARRY_CELLS = ("lstm", "gru", "rnn", "irnn")
 """The cells whose carry can start another network (the encoder's final carry starts the decoder)."""
 
 
-def make_cell(name: str, hidden: int, t_max=None, allowed=None):
-    """``CELLS[name](hidden, t_max)``; ``allowed`` narrows the choice for a model that needs it."""
+def make_cell(name: str, hidden: int, t_max=None, allowed=None, recurrent_dropout: float = 0.0):
+    """``CELLS[name](hidden, t_max)``; ``allowed`` narrows the choice for a model that needs it; a
+    ``recurrent_dropout`` above 0 wraps it in :func:`rnnjax.recurrent_dropout`."""
     check_cell(name, allowed)
-    return CELLS[name](hidden, t_max)
+    cell = CELLS[name](hidden, t_max)
+    return rnnjax.recurrent_dropout(cell, recurrent_dropout) if recurrent_dropout else cell
 
 
 def check_cell(name: str, allowed=None) -> None:

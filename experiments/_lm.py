@@ -22,10 +22,10 @@ def training(cfg, model, train_ids):
     train = tokens.stream(train_ids, cfg.batch, cfg.length)
 
     def loss_fn(params, batch, key, carry):
-        del key
         inputs, targets, reset = batch
         carry = jax.tree.map(lambda c, z: jnp.where(reset, z, c), carry, zeros)
-        logits, carry = jax.vmap(model.apply, in_axes=(None, 0, 0))(params, inputs, carry)
+        keys = jax.random.split(key, inputs.shape[0])  # one per stream: its own dropout masks
+        logits, carry = jax.vmap(lambda x, c, k: model.apply(params, x, c, key=k))(inputs, carry, keys)
         return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, targets)), carry
 
     def batch_fn(step):

@@ -46,6 +46,8 @@ class Config(_common.TrainConfig):
     learning_rate: float = 2e-3
     schedule: str = "cosine"
     clip_threshold: float = 5.0
+    dropout: float = 0.0  # on the embeddings, between layers and before the softmax (Zaremba et al. 2014)
+    recurrent_dropout: float = 0.0  # one mask per sequence on h_{t-1} (Gal & Ghahramani 2016)
     eval_every: int = 500
     checkpoint_every: int = 500
     corpus: str = "shakespeare"
@@ -67,9 +69,9 @@ def load(cfg: Config):
 
 def build(cfg: Config, splits):
     """``(vocab, model, state, train_step, batch_fn)`` for a config and its text splits."""
-    cell = _common.make_cell(cfg.cell, cfg.hidden)  # checked before the text is read
+    cell = _common.make_cell(cfg.cell, cfg.hidden, recurrent_dropout=cfg.recurrent_dropout)  # checked before the text is read
     vocab = tokens.char_vocab(splits["train"])
-    model = language_model(vocab.size, cell, cfg.layers, cfg.embed, fast=cfg.fast)
+    model = language_model(vocab.size, cell, cfg.layers, cfg.embed, fast=cfg.fast, dropout=cfg.dropout)
     return (vocab, model, *_lm.training(cfg, model, vocab.encode(splits["train"])))
 
 

@@ -67,6 +67,7 @@ class Config(_common.OptimizerConfig):
     embed_dropout: float = 0.5
     word_dropout: float = 0.2
     output_dropout: float = 0.5
+    recurrent_dropout: float = 0.0  # one mask per sentence on h_{t-1} (Gal & Ghahramani 2016)
     min_count: int = 2
     batch: int = 64
     epochs: int = 6
@@ -136,7 +137,7 @@ def encode(vocab: tokens.Vocab, words) -> np.ndarray:
 
 def build_model(cfg: Config, vocab_size: int):
     return sequence_classifier(
-        vocab_size, _common.make_cell(cfg.cell, cfg.hidden), cfg.embed, len(CLASSES), cfg.layers, cfg.bidirectional,
+        vocab_size, _common.make_cell(cfg.cell, cfg.hidden, recurrent_dropout=cfg.recurrent_dropout), cfg.embed, len(CLASSES), cfg.layers, cfg.bidirectional,
         cfg.pooling, cfg.embed_dropout, cfg.word_dropout, cfg.output_dropout, fast=cfg.fast,
     )
 

@@ -41,6 +41,8 @@ class Config(_common.TrainConfig):
     learning_rate: float = 2e-3
     schedule: str = "cosine"
     clip_threshold: float = 5.0
+    dropout: float = 0.0  # on the embeddings, between layers and before the softmax (Zaremba et al. 2014)
+    recurrent_dropout: float = 0.0  # one mask per sequence on h_{t-1} (Gal & Ghahramani 2016)
     eval_every: int = 1000
     checkpoint_every: int = 1000
     corpus: str = "shakespeare"
@@ -52,7 +54,7 @@ QUICK = dict(corpus="quick", hidden=32, embed=16, vocab_size=40, batch=4, length
 
 def run(cfg: Config, out=None, progress: bool = True):
     out = pathlib.Path(out or "runs/word_lm")
-    cell = _common.make_cell(cfg.cell, cfg.hidden)  # checked before the text is read
+    cell = _common.make_cell(cfg.cell, cfg.hidden, recurrent_dropout=cfg.recurrent_dropout)  # checked before the text is read
     splits = char_lm.load(cfg)
     vocab = tokens.word_vocab(splits["train"], cfg.vocab_size)
     ids = {k: vocab.encode(v) for k, v in splits.items()}
@@ -62,7 +64,7 @@ def run(cfg: Config, out=None, progress: bool = True):
               "lambdas": baseline.lambdas, "wall_s": time.perf_counter() - start}
     print(f"word LM: vocab {vocab.size}, {len(ids['train']):,} training tokens; interpolated trigram perplexity: "
           f"validation {counts['validation']:.1f}, test {counts['test']:.1f} (λ {tuple(round(x, 2) for x in baseline.lambdas)})")
-    model = language_model(vocab.size, cell, cfg.layers, cfg.embed, fast=cfg.fast)
+    model = language_model(vocab.size, cell, cfg.layers, cfg.embed, fast=cfg.fast, dropout=cfg.dropout)
     state, step, batch_fn = _lm.training(cfg, model, ids["train"])
     validation, test = _lm.evaluator(model, ids["validation"]), _lm.evaluator(model, ids["test"])
     # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).

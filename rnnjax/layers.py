@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from rnnjax import _checks
+from rnnjax import _checks, _ops
 from rnnjax.types import Cell, Net
 from rnnjax.unroll import unroll
 
@@ -24,6 +24,7 @@ def stacked(
     fast: bool = True,
     remat: int | None = None,
     parallel: bool | None = None,
+    dropout: float = 0.0,
 ) -> Net:
     """A multi-layer recurrent network.
 
@@ -33,6 +34,9 @@ def stacked(
       bidirectional: each layer also runs a second cell (own params) from the last valid step back.
       fast, remat, parallel: passed to :func:`rnnjax.unroll` (``remat``: rematerialise each layer in chunks
         of this many steps, for long sequences; ``parallel``: the linear cells' associative scan).
+      dropout: dropout on the outputs of every layer but the last, as the next layer reads them (Zaremba et
+        al. 2014, "Recurrent neural network regularization": the non-recurrent connections; PyTorch's
+        ``nn.LSTM(dropout=...)``). Only with a ``key``; a fresh mask at every step.
 
     Returns:
       A :class:`rnnjax.Net`. ``params`` is a tuple with one dict per layer, or per layer
@@ -42,7 +46,8 @@ def stacked(
       padded steps are zero and each direction's carry is the one after its last valid step. ``resets``
       ``[T]`` marks the steps where a new sequence starts (:func:`rnnjax.unroll`); a backward direction
       resets on entering the step before each start, so no direction reads across a boundary. ``key``:
-      for cells with noise (recurrent dropout), one key per layer and direction folded from it.
+      for cells with noise (recurrent dropout), one key per layer and direction folded from it, and the
+      between-layer dropout's.
     """
     if isinstance(cells, Cell):
         cells = (cells,) * _checks.hidden_size(1 if num_layers is None else num_layers, "num_layers")
@@ -53,6 +58,7 @@ def stacked(
         if num_layers is not None and num_layers != len(cells):
             raise ValueError(f"num_layers={num_layers} but {len(cells)} cells were given")
     width = 2 if bidirectional else 1
+    dropout = _checks.rate(dropout, "stacked: dropout")
 
     def init(key, input_size):
         _checks.hidden_size(input_size, "input_size")
@@ -95,6 +101,8 @@ def stacked(
             else:
                 c, ys = unroll(cell, p, ys, c, mask, fast=fast, remat=remat, parallel=parallel, resets=resets, key=k[0])
                 carries.append(c)
+            if key is not None and layer < len(cells) - 1:
+                ys = _ops.dropout(jax.random.fold_in(key, 2 * len(cells) + layer), dropout, ys)
         return ys, tuple(carries)
 
     return Net(init, apply, initial_carry, width * cells[-1].hidden_size)

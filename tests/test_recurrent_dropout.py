@@ -75,3 +75,41 @@ def test_stacked_nets_draw_a_mask_per_layer_and_direction_and_errors():
         rnnjax.recurrent_dropout(rnnjax.lstm(3), 1.0)
     with pytest.raises(ValueError, match="has no core to wrap"):
         rnnjax.recurrent_dropout(rnnjax.min_gru(3), 0.1)
+
+
+def test_stacked_dropout_drops_what_the_next_layer_reads_and_not_the_last_outputs():
+    cell = rnnjax.lstm(5)
+    net = rnnjax.stacked(cell, 2, dropout=0.5)
+    params = net.init(jax.random.key(0), 3)
+    xs = jax.random.normal(jax.random.key(1), (6, 3))
+    key = jax.random.key(2)
+    np.testing.assert_array_equal(net.apply(params, xs)[0], rnnjax.stacked(cell, 2).apply(params, xs)[0])  # no key
+    # written out: layer 1's outputs, each zeroed or doubled (a fresh draw per step and unit), read by layer 2
+    _, h1 = rnnjax.unroll(cell, params[0], xs)
+    keep = jax.random.bernoulli(jax.random.fold_in(key, 2 * 2 + 0), 0.5, h1.shape)
+    assert 0 < int(jnp.sum(keep)) < keep.size
+    _, expected = rnnjax.unroll(cell, params[1], jnp.where(keep, 2 * h1, 0.0))
+    np.testing.assert_allclose(net.apply(params, xs, key=key)[0], expected, atol=1e-6)
+    one = rnnjax.stacked(cell, 1, dropout=0.5)  # nothing after the last layer
+    np.testing.assert_array_equal(one.apply(params[:1], xs, key=key)[0], one.apply(params[:1], xs)[0])
+    with pytest.raises(ValueError, match=r"stacked: dropout must be in \[0, 1\)"):
+        rnnjax.stacked(cell, 2, dropout=-0.1)
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_the_models_hand_their_key_to_recurrent_dropout_and_drop_nothing_without_one(wrap):
+    from rnnjax.models import language_model, sequence_classifier
+
+    tokens = jnp.array([1, 4, 2, 0, 3, 3, 1])
+    cell = rnnjax.recurrent_dropout(rnnjax.gru(6), 0.4) if wrap else rnnjax.gru(6)
+    lm, lm_dropout = language_model(5, cell, 2, 4), language_model(5, cell, 2, 4, dropout=0.3)
+    clf = sequence_classifier(5, cell, 4, bidirectional=True)  # no dropout rate of its own
+    for model, call, drops in ((lm, lambda p, k: lm.apply(p, tokens, key=k)[0], wrap),
+                               (lm_dropout, lambda p, k: lm_dropout.apply(p, tokens, key=k)[0], True),
+                               (clf, lambda p, k: clf.apply(p, tokens, key=k), wrap)):
+        params = model.init(jax.random.key(0))
+        plain, noisy = call(params, None), call(params, jax.random.key(1))
+        np.testing.assert_array_equal(noisy, call(params, jax.random.key(1)))  # the same key, the same masks
+        assert np.allclose(noisy, plain) != drops
+    with pytest.raises(ValueError, match=r"language model: dropout must be in \[0, 1\)"):
+        language_model(5, rnnjax.gru(3), dropout=1.0)

@@ -71,7 +71,8 @@ def sequence_classifier(
         step and backward state at the first), ``"mean"`` or ``"max"`` over valid steps, or several joined
         by ``+`` (``"mean+max"``), whose features are concatenated.
       embed_dropout: dropout on each embedding component; word_dropout: the probability that a whole
-        word's embedding is zeroed; output_dropout: dropout on the pooled features. Only with a key.
+        word's embedding is zeroed; output_dropout: dropout on the pooled features. Only with a key, which
+        also reaches the cells: a cell wrapped by :func:`rnnjax.recurrent_dropout` draws its masks from it.
 
     Returns:
       A :class:`Classifier`. A sentence must have at least one valid step (with mask all False the
@@ -123,7 +124,8 @@ def sequence_classifier(
         if key is not None:
             k_word, k_embed, k_out = jax.random.split(key, 3)
             xs = dropout(k_embed, rates["embed_dropout"], dropout(k_word, rates["word_dropout"], xs, (tokens.shape[0], 1)))
-        ys, _ = net.apply(params["net"], xs, mask=valid)
+        # fold_in, not a fourth split: the three draws above stay those of a run without recurrent dropout
+        ys, _ = net.apply(params["net"], xs, mask=valid, key=None if key is None else jax.random.fold_in(key, 3))
         features = pool(ys, valid)
         if key is not None:
             features = dropout(k_out, rates["output_dropout"], features)

@@ -12,15 +12,15 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from rnnjax import _checks
+from rnnjax import _checks, _ops
 from rnnjax._ops import affine
 from rnnjax.layers import stacked
 from rnnjax.types import Cell
 
 
 class LanguageModel(NamedTuple):
-    """``init(key) -> params``; ``apply(params, tokens [T], carry=None) -> (logits [T, V], carry)``;
-    ``initial_carry(params)``; ``vocab_size``."""
+    """``init(key) -> params``; ``apply(params, tokens [T], carry=None, resets=None, key=None) ->
+    (logits [T, V], carry)``; ``initial_carry(params)``; ``vocab_size``."""
 
     init: Callable[..., Any]
     apply: Callable[..., Any]
@@ -29,11 +29,19 @@ class LanguageModel(NamedTuple):
 
 
 def language_model(vocab_size: int, cell: Cell, num_layers: int = 1, embed_dim: int | None = None,
-                   fast: bool = True) -> LanguageModel:
+                   fast: bool = True, dropout: float = 0.0) -> LanguageModel:
     """Embedding (or one-hot when ``embed_dim`` is None) → ``num_layers`` × ``cell`` → linear → logits;
-    ``fast`` is passed to :func:`rnnjax.unroll`."""
+    ``fast`` is passed to :func:`rnnjax.unroll`.
+
+    ``dropout``: with a ``key`` in ``apply``, dropout on every non-recurrent connection (the embeddings, between
+    layers, and the last layer's outputs before the softmax; Zaremba et al. 2014, "Recurrent neural network
+    regularization", Fig. 2). The key also reaches the cells, so a cell wrapped by
+    :func:`rnnjax.recurrent_dropout` draws its masks (Gal & Ghahramani 2016). Without a key: no dropout.
+    ``resets [T]``: the steps where a new document starts (the carry is zeroed there; :func:`rnnjax.unroll`).
+    """
     vocab_size = _checks.hidden_size(vocab_size, "vocab_size")
-    net = stacked(cell, num_layers, fast=fast)
+    dropout = _checks.rate(dropout, "language model: dropout")
+    net = stacked(cell, num_layers, fast=fast, dropout=dropout)
 
     def init(key):
         k_embed, k_net, k_out = jax.random.split(key, 3)
@@ -56,9 +64,16 @@ def language_model(vocab_size: int, cell: Cell, num_layers: int = 1, embed_dim: 
             return params["embed"][tokens]
         return jax.nn.one_hot(tokens, vocab_size)
 
-    def apply(params, tokens, carry=None):
+    def apply(params, tokens, carry=None, resets=None, key=None):
         _checks.rank(tokens, 1, "[T]", "language model", "tokens")
-        ys, carry = net.apply(params["net"], embed(params, tokens), carry=carry)
+        xs = embed(params, tokens)
+        k_in = k_net = k_out = None
+        if key is not None:
+            k_in, k_net, k_out = jax.random.split(key, 3)
+            xs = _ops.dropout(k_in, dropout, xs)
+        ys, carry = net.apply(params["net"], xs, carry=carry, resets=resets, key=k_net)
+        if key is not None:
+            ys = _ops.dropout(k_out, dropout, ys)
         return affine(ys, params["readout"]["w"], params["readout"]["b"]), carry
 
     return LanguageModel(init, apply, lambda params: net.initial_carry(params["net"]), vocab_size)
