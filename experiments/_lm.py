@@ -11,26 +11,27 @@ from experiments import _common
 from rnnjax.datasets import tokens
 
 
-def training(cfg, model, train_ids):
+def training(cfg, model, train_ids, starts=None):
     """``(state, train_step, batch_fn)``: truncated BPTT over a stream, carry passed between batches.
 
     ``cfg`` needs ``batch``, ``length``, ``seed`` and the optimiser fields of ``_common.TrainConfig``.
-    The carry is reset to zeros at the first batch of every epoch.
+    The carry is reset to zeros at the first batch of every epoch, and at each of ``starts`` (the positions
+    where a document begins) when given.
     """
     state, optimizer = initial_state(cfg, model)
     zeros = state.carry
-    train = tokens.stream(train_ids, cfg.batch, cfg.length)
+    train = tokens.stream(train_ids, cfg.batch, cfg.length, starts)
 
     def loss_fn(params, batch, key, carry):
-        inputs, targets, reset = batch
+        inputs, targets, reset, resets = batch
         carry = jax.tree.map(lambda c, z: jnp.where(reset, z, c), carry, zeros)
         keys = jax.random.split(key, inputs.shape[0])  # one per stream: its own dropout masks
-        logits, carry = jax.vmap(lambda x, c, k: model.apply(params, x, c, key=k))(inputs, carry, keys)
+        logits, carry = jax.vmap(lambda x, c, k, r: model.apply(params, x, c, resets=r, key=k))(inputs, carry, keys, resets)
         return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, targets)), carry
 
     def batch_fn(step):
         i = step % train.num_batches
-        return train.inputs[i], train.targets[i], jnp.asarray(i == 0)
+        return train.inputs[i], train.targets[i], jnp.asarray(i == 0), None if train.resets is None else train.resets[i]
 
     return state, rnnjax.make_train_step(loss_fn, optimizer, stateful=True), batch_fn
 
@@ -45,20 +46,22 @@ def initial_state(cfg, model):
     return rnnjax.init_state(params, optimizer, k_run, carry=zeros), optimizer
 
 
-def evaluator(model, ids, rows: int = 32, length: int = 200):
-    """``evaluate(params)``: mean nats per token over the whole id sequence, read as ``rows`` streams."""
-    s = tokens.stream(ids, rows, min(length, max(1, (len(ids) - 1) // rows)))
+def evaluator(model, ids, rows: int = 32, length: int = 200, starts=None):
+    """``evaluate(params)``: mean nats per token over the whole id sequence, read as ``rows`` streams (the
+    carry reset where a document starts, with ``starts``)."""
+    s = tokens.stream(ids, rows, min(length, max(1, (len(ids) - 1) // rows)), starts)
 
     @jax.jit
     def evaluate(params):
         carry0 = jax.vmap(lambda _: model.initial_carry(params))(jnp.arange(rows))
 
         def chunk(carry, batch):
-            x, y = batch
-            logits, carry = jax.vmap(model.apply, in_axes=(None, 0, 0))(params, x, carry)
+            x, y, r = batch
+            logits, carry = jax.vmap(lambda x, c, r: model.apply(params, x, c, resets=r))(x, carry, r)
             return carry, jnp.sum(optax.softmax_cross_entropy_with_integer_labels(logits, y))
 
-        _, sums = jax.lax.scan(chunk, carry0, (jnp.asarray(s.inputs), jnp.asarray(s.targets)))
+        resets = None if s.resets is None else jnp.asarray(s.resets)
+        _, sums = jax.lax.scan(chunk, carry0, (jnp.asarray(s.inputs), jnp.asarray(s.targets), resets))
         return jnp.sum(sums) / s.inputs.size
 
     return evaluate

@@ -53,26 +53,31 @@ class Config(_common.TrainConfig):
     corpus: str = "shakespeare"
     sample_length: int = 400
     temperature: float = 0.8
+    document_resets: bool = False  # zero the carry where a play (an article) starts: Haiku's ResetCore
 
 
 QUICK = dict(corpus="quick", layers=1, hidden=32, embed=16, batch=4, length=20, steps=60, eval_every=30,
              checkpoint_every=30, sample_length=40, learning_rate=1e-2)
 
 
-def load(cfg: Config):
+def load(cfg: Config, documents: bool = False):
+    """The corpus's ``{"train", "validation", "test"}`` texts; with ``documents``, lists of documents (the
+    quick text's documents are its paragraphs)."""
     if cfg.corpus == "quick":
-        return {"train": QUICK_TEXT, "validation": QUICK_TEXT[:400], "test": QUICK_TEXT[400:800]}
+        splits = {"train": QUICK_TEXT, "validation": QUICK_TEXT[:400], "test": QUICK_TEXT[400:800]}
+        return {k: v.split(text.SEPARATOR) for k, v in splits.items()} if documents else splits
     if cfg.corpus not in text.CORPORA:
         raise ValueError(f"unknown corpus {cfg.corpus!r}; expected one of {sorted(text.CORPORA)} or 'quick'")
-    return text.CORPORA[cfg.corpus]()
+    return text.CORPORA[cfg.corpus](documents=documents)
 
 
-def build(cfg: Config, splits):
-    """``(vocab, model, state, train_step, batch_fn)`` for a config and its text splits."""
+def build(cfg: Config, splits, starts=None):
+    """``(vocab, model, state, train_step, batch_fn)`` for a config and its text splits (``starts``: where
+    the training text's documents begin, for ``document_resets``)."""
     cell = _common.make_cell(cfg.cell, cfg.hidden, recurrent_dropout=cfg.recurrent_dropout)  # checked before the text is read
     vocab = tokens.char_vocab(splits["train"])
     model = language_model(vocab.size, cell, cfg.layers, cfg.embed, fast=cfg.fast, dropout=cfg.dropout)
-    return (vocab, model, *_lm.training(cfg, model, vocab.encode(splits["train"])))
+    return (vocab, model, *_lm.training(cfg, model, vocab.encode(splits["train"]), starts))
 
 
 def generate(model, vocab, params, prime: str, length: int, temperature: float, seed: int) -> str:
@@ -83,10 +88,12 @@ def generate(model, vocab, params, prime: str, length: int, temperature: float, 
 
 def run(cfg: Config, out=None, progress: bool = True):
     out = pathlib.Path(out or "runs/char_lm")
-    splits = load(cfg)
-    vocab, model, state, step, batch_fn = build(cfg, splits)
-    validation = _lm.evaluator(model, vocab.encode(splits["validation"]))
-    test = _lm.evaluator(model, vocab.encode(splits["test"]))
+    documents = load(cfg, documents=True)
+    splits = {k: text.join(v) for k, v in documents.items()}
+    starts = {k: text.starts(v) if cfg.document_resets else None for k, v in documents.items()}
+    vocab, model, state, step, batch_fn = build(cfg, splits, starts["train"])
+    validation = _lm.evaluator(model, vocab.encode(splits["validation"]), starts=starts["validation"])
+    test = _lm.evaluator(model, vocab.encode(splits["test"]), starts=starts["test"])
     # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
     with RunDir(out, dataclasses.asdict(cfg)) as held:
         run_dir.save_vocabs(out, {"chars": vocab})  # what `sample` reads: no need to load the corpus again

@@ -11,6 +11,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import rnnjax
@@ -146,3 +147,46 @@ def test_word_lm_quick_run_reports_both_perplexities(tmp_path):
     assert set(result) == {"rnn", "trigram", "steps"}
     for model in ("rnn", "trigram"):
         assert 1.0 <= result[model]["test"] < 16  # below uniform over the quick vocabulary
+
+
+def test_document_starts_reset_the_carry_in_the_stream_the_evaluator_and_training():
+    from experiments import _lm, char_lm
+    from rnnjax.datasets import text
+
+    docs = ["to be or not", "that is the question", "whether tis nobler"]
+    joined = text.join(docs)
+    starts = text.starts(docs)
+    assert [joined[s:].startswith(d) for s, d in zip(starts, docs[1:])] == [True, True]
+    s = tokens.stream(np.arange(len(joined)), batch=2, length=5, starts=starts)
+    np.testing.assert_array_equal(np.sort(s.inputs[s.resets]), np.intersect1d(starts, s.inputs))  # ids are positions
+    assert s.resets.sum() >= 1
+    with pytest.raises(ValueError, match="starts must be positions in the stream"):
+        tokens.stream(np.arange(10), batch=1, length=3, starts=[11])
+
+    cfg = char_lm.Config(**char_lm.QUICK)
+    vocab = tokens.char_vocab(joined)
+    ids = vocab.encode(joined)
+    model = language_model(vocab.size, rnnjax.lstm(8), 1, 4)
+    params = model.init(jax.random.key(0))
+    # one stream of every position: the evaluator with starts = each document read from a zero carry
+    evaluated = _lm.evaluator(model, ids, rows=1, length=len(ids) - 1, starts=starts)(params)
+    bounds = [0, *starts, len(ids)]
+    logits = jnp.concatenate([model.apply(params, jnp.asarray(ids[a:b]))[0] for a, b in zip(bounds, bounds[1:])])[:-1]
+    expected = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, jnp.asarray(ids[1:])))
+    np.testing.assert_allclose(evaluated, expected, rtol=1e-5)
+    assert abs(float(_lm.evaluator(model, ids, rows=1, length=len(ids) - 1)(params)) - float(expected)) > 1e-4
+    # training: the batches carry the marks, and the loss reads them
+    cfg = dataclasses.replace(cfg, batch=1, length=len(ids) - 1)
+    state, step, batch_fn = _lm.training(cfg, model, ids, starts)
+    assert int(np.sum(batch_fn(0)[3])) == len(starts)
+    plain_state, plain_step, _ = _lm.training(cfg, model, ids)
+    assert abs(float(step(state, batch_fn(0))[1]["loss"]) - float(plain_step(plain_state, batch_fn(0)[:3] + (None,))[1]["loss"])) > 1e-4
+
+
+def test_documents_join_to_the_texts():
+    from experiments import char_lm
+    from rnnjax.datasets import text
+
+    cfg = char_lm.Config(**char_lm.QUICK)
+    texts, docs = char_lm.load(cfg), char_lm.load(cfg, documents=True)
+    assert {k: text.join(v) for k, v in docs.items()} == texts and len(docs["train"]) > 40

@@ -56,6 +56,8 @@ def test_splits_hold_out_whole_works_deterministically(index):
     assert splits["test"] == "What's in a name?\n"
     assert splits["validation"].startswith("Fair") and "Fair" not in splits["train"] and "name" not in splits["train"]
     assert splits["train"] == "To be, or not to be.\n"
+    docs = text.split_by_work(text.read_texts(source, cache), {"validation": ("beta",), "test": ("gamma",)}, documents=True)
+    assert docs["test"] == ["What's in a name?\n"] and {k: text.join(v) for k, v in docs.items()} == splits
     with pytest.raises(DataError, match=r"held-out works not in the corpus: \['delta'\]"):
         text.split_by_work(text.read_texts(source, cache), {"test": ("delta",)})
 

