@@ -4,6 +4,7 @@
     python -m experiments.adding --cell=rnn --out runs/adding-rnn
     python -m experiments.adding --quick --out /tmp/adding              # T 20, ~10 s smoke run
     python -m experiments.adding --cell=chrono_lstm --seeds=3 --out runs/adding-chrono   # 3 seeds, median and spread
+    python -m experiments.launch --processes=2 --devices=2 -- experiments.adding --quick --batch=64 --data_parallel=true --out /tmp/adding-dp
 
 A cell (``lstm``, ``gru``, tanh ``rnn``, ``irnn``: ReLU with identity init, ``chrono_lstm`` and
 ``chrono_gru``: chrono init with ``T_max = length``, the orthogonal ``exp_rnn``, or the linear recurrences
@@ -21,9 +22,12 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
 
 import rnnjax
 from experiments import _cli, _common
+from rnnjax import parallel
 from rnnjax.datasets import adding_task
 
 BASELINE = 1 / 6
@@ -36,6 +40,7 @@ class Config(_common.TrainConfig):
     learning_rate: float = 3e-3
     schedule: str = "cosine"
     seeds: int = 1  # > 1: seed, seed + 1, ... each in OUT/seed-K, summarised in OUT/seeds.json
+    data_parallel: bool = False  # the batch split over every device of every process (experiments/launch.py)
 
 
 QUICK = dict(length=20, hidden=32, steps=400, eval_every=100, checkpoint_every=100, learning_rate=1e-2)
@@ -66,6 +71,14 @@ def build(cfg: Config):
     eval_mse = jax.jit(mse)
     state = rnnjax.init_state(params, optimizer, k_run)
     train_step = rnnjax.make_train_step(loss_fn, optimizer)
+    if cfg.data_parallel:
+        # One mesh axis over every device of every process; the state replicated, each batch split along it.
+        # The batch is drawn from the step's key, so every process can draw it and keep its own rows (a
+        # dataset on disk would read only those: parallel.process_rows). XLA all-reduces the gradients.
+        mesh = Mesh(np.asarray(jax.devices()), ("data",))
+        rows, whole = parallel.process_rows(cfg.batch), batch_fn
+        batch_fn = lambda step: parallel.shard_local_batch(jax.tree.map(lambda a: a[rows], whole(step)), mesh)  # noqa: E731
+        state, eval_batch = parallel.replicate(state, mesh), parallel.replicate(eval_batch, mesh)
     return state, train_step, batch_fn, lambda params: {"mse": eval_mse(params, eval_batch)}
 
 

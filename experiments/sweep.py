@@ -16,6 +16,7 @@ seeds; "diverged" where it is not finite). The adding problem's baseline (predic
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import pathlib
@@ -27,7 +28,7 @@ import numpy as np
 
 import rnnjax
 from experiments import _cli, _common
-from rnnjax import plotting, sweep
+from rnnjax import parallel, plotting, sweep
 from rnnjax.datasets import adding_task
 from rnnjax.run_dir import RunDir
 
@@ -105,8 +106,9 @@ def run(cfg: Config, out=None, progress: bool = True):
     lrs, clips = floats(cfg.learning_rates, "learning_rates"), floats(cfg.clip_thresholds, "clip_thresholds")
     cells = [c.strip() for c in cfg.cells.split(",") if c.strip()]
     hp = sweep.grid(learning_rate=lrs, clip_threshold=clips, seed=list(range(cfg.seeds)))
-    # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
-    with RunDir(out, dataclasses.asdict(cfg)):
+    # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir). Over
+    # several processes (experiments/launch.py) all of them train; process 0 alone holds and writes the folder.
+    with RunDir(out, dataclasses.asdict(cfg)) if parallel.is_main() else contextlib.nullcontext():
         return _sweep(cfg, out, cells, lrs, clips, hp)
 
 
@@ -120,20 +122,23 @@ def _sweep(cfg: Config, out: pathlib.Path, cells, lrs, clips, hp):
         rows = sweep.table(hp, {"loss": results["loss"]})
         for row, value in zip(rows, results["eval_mse"]):
             row["eval_mse"] = float(value)
+        grid = np.asarray(results["eval_mse"], np.float64).reshape(len(lrs), len(clips), cfg.seeds).mean(-1)
+        summary[name] = {"models": len(rows), "wall_s": wall, "eval_mse": grid.tolist()}
+        if not parallel.is_main():
+            continue
         sweep.write_csv(out / f"{name}.csv", rows)
         labels = [f"lr {r['learning_rate']:g}, clip {r['clip_threshold']:g}, seed {r['seed']}" for r in rows]
         plotting.sweep_curves(results["loss"], labels, out / f"{name}_curves.png", ylabel="training MSE")
-        grid = np.asarray(results["eval_mse"], np.float64).reshape(len(lrs), len(clips), cfg.seeds).mean(-1)
         plotting.sweep_heatmap(grid, clips, lrs, "clip threshold (global norm)", "learning rate", out / f"{name}_heatmap.png",
                                title=f"{name}({cfg.hidden}), adding T={cfg.length}: held-out MSE after {cfg.steps} steps")
-        summary[name] = {"models": len(rows), "wall_s": wall, "eval_mse": grid.tolist()}
         best = min(rows, key=lambda r: r["eval_mse"] if np.isfinite(r["eval_mse"]) else np.inf)
         print(f"{name}: {len(rows)} models in one program, {wall:.0f} s; best held-out MSE {best['eval_mse']:.4f} "
               f"(lr {best['learning_rate']:g}, clip {best['clip_threshold']:g}); "
               f"{sum(not np.isfinite(r['eval_mse']) for r in rows)} diverged")
         for lr, line in zip(lrs, grid):
             print(f"  lr {lr:<8g}" + " ".join(f"{v:9.4f}" if np.isfinite(v) else "  diverged" for v in line))
-    (out / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if parallel.is_main():
+        (out / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 

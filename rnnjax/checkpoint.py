@@ -73,10 +73,11 @@ class Checkpointer:
             state=ocp.args.StandardSave(_to_saveable(state)),
             meta=ocp.args.JsonSave({"step": step, "data_position": int(data_position)}),
         )
-        self._manager.save(step, args=args, force=True)
+        self._manager.save(step, args=args, force=True)  # several processes: all call it, orbax writes once
         self._manager.wait_until_finished()
-        folder = self.directory / str(step)
-        (folder / DIGEST).write_text(_digest(folder) + "\n")
+        if jax.process_index() == 0:
+            folder = self.directory / str(step)
+            (folder / DIGEST).write_text(_digest(folder) + "\n")
 
     def _verify(self, step) -> None:
         folder = self.directory / str(step)
@@ -117,9 +118,7 @@ class Checkpointer:
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointError(f"no checkpoint in {self.directory}")
-        target = jax.tree.map(
-            lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), _to_saveable(template)
-        )
+        target = jax.tree.map(_spec, _to_saveable(template))
         self._verify(step)
         self._check_shapes(step, target)
         try:
@@ -134,6 +133,14 @@ class Checkpointer:
             ) from err
         state = restored["state"]
         return _from_saved(state, template), restored["meta"]
+
+
+def _spec(a):
+    """What to restore a leaf as: its shape, dtype and, for a JAX array, its layout over the devices (a
+    state replicated over several processes is restored replicated)."""
+    if isinstance(a, jax.Array):
+        return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding)
+    return jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype)
 
 
 def check_writable(directory) -> pathlib.Path:

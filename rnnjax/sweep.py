@@ -8,8 +8,9 @@ change shapes: loop over them in Python, one sweep each.
 
 Scale-out: given a ``jax.sharding.Mesh`` with a ``"sweep"`` axis, each chunk of models is laid out along
 that axis (``NamedSharding(mesh, P("sweep"))``), so every device trains its own share and XLA inserts no
-communication between models. On many hosts, call ``jax.distributed.initialize()`` first on each host;
-``jax.devices()`` then lists every host's devices and the same mesh spans them.
+communication between models. Over several processes (:func:`rnnjax.parallel.initialize` first in each),
+``jax.devices()`` lists every process's devices and the same mesh spans them; every process gets every
+model's results.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from rnnjax import parallel
 
 
 def size(hparams: Mapping[str, np.ndarray]) -> int:
@@ -126,9 +129,9 @@ def train_many(train_fn: Callable, hparams: Mapping[str, np.ndarray], chunk_size
         take = np.concatenate([np.arange(start, stop), np.full(chunk - (stop - start), stop - 1)]).astype(int)
         hp = {k: jnp.asarray(np.asarray(v)[take]) for k, v in hparams.items()}
         if sharding is not None:
-            hp = jax.device_put(hp, sharding)
-        out = run(hp)
-        parts.append(jax.tree.map(lambda a, m=stop - start: np.asarray(a)[:m], out))
+            hp = parallel.place(hp, sharding)  # over several processes too: each keeps its devices' models
+        out = parallel.fetch(run(hp))  # every model's results on every process
+        parts.append(jax.tree.map(lambda a, m=stop - start: a[:m], out))
     return jax.tree.map(lambda *a: np.concatenate(a), *parts)
 
 

@@ -182,9 +182,16 @@ def fit(
     if config is not None and isinstance(out_dir, RunDir):
         raise ValueError("fit: config goes to the RunDir that is passed as out_dir, which has checked it already")
     owned = out_dir is not None and not isinstance(out_dir, RunDir)  # a RunDir: the caller holds it for longer
-    with RunDir(out_dir, config) if owned else contextlib.nullcontext(out_dir) as run:
+    # Several processes (rnnjax.parallel): all train and all take part in each checkpoint (orbax writes it
+    # once); process 0 alone holds the folder and writes the metrics, the summary and the plot.
+    main, ckpt = jax.process_index() == 0, None
+    folder = None if out_dir is None else out_dir.path if isinstance(out_dir, RunDir) else pathlib.Path(out_dir)
+    if folder is not None and not main:
+        ckpt = Checkpointer(folder / "checkpoints")
+    with RunDir(out_dir, config) if owned and main else contextlib.nullcontext(out_dir if main else None) as run:
         out = None if run is None else run.path
-        ckpt = None if out is None else Checkpointer(out / "checkpoints")
+        if main:
+            ckpt = None if out is None else Checkpointer(out / "checkpoints")
         if ckpt is not None and resume and ckpt.latest_step() is not None:
             state, meta = ckpt.restore(state)
             print(f"resumed from {ckpt.directory} at step {meta['step']}")
@@ -192,13 +199,13 @@ def fit(
         if run is not None:
             kept = run.cut_metrics(int(state.step))  # the steps after the checkpoint will be logged again
             trained_s = float(kept[-1].get("train_s", 0.0)) if kept else 0.0
-            summary = out / "metrics.json"
-            if summary.exists() and json.loads(summary.read_text()).get("stopped_early") == int(state.step):
-                steps = int(state.step)  # the run ended here by ``stop``: a rerun must not train on past it
+        summary = None if folder is None else folder / "metrics.json"  # read by every process: all stop alike
+        if summary is not None and summary.exists() and json.loads(summary.read_text()).get("stopped_early") == int(state.step):
+            steps = int(state.step)  # the run ended here by ``stop``: a rerun must not train on past it
         history: list[dict] = []
         log = None if out is None else open(out / "metrics.jsonl", "a")
         start_step = int(state.step)
-        bar = _progress(start_step, steps, progress)
+        bar = _progress(start_step, steps, progress and main)
         t0, last = time.perf_counter(), {}
         try:
             for step in range(start_step, steps):
