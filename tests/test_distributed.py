@@ -51,6 +51,10 @@ def test_data_parallel_training_over_two_processes_equals_one_process_and_resume
     result = launched("experiments.adding", "--quick", *flags, "--data_parallel=true", f"--out={tmp_path / 'two'}")
     assert "at step 4" in result.stdout
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), params("two"), first)
+    # the state is replicated, so one process (one device) resumes it as well
+    subprocess.run(["rm", "-r", str(ckpts / "5")], check=True)
+    adding.run(dataclasses.replace(cfg, data_parallel=True), tmp_path / "two", progress=False)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), params("two"), first)
 
 
 def test_a_sweep_over_two_processes_equals_one_process(tmp_path):
