@@ -81,16 +81,17 @@ def workers(out):
     return found
 
 
-def test_a_killed_process_stops_the_others_with_a_message(tmp_path):
+def test_a_killed_process_stops_the_others_with_a_message_and_a_rerun_resumes(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "experiments.launch", "--processes=2", "--devices=2", "--grace=5", "--",
-           "experiments.adding", "--quick", "--batch=8", "--steps=1000000", "--data_parallel=true", f"--out={out}"]
+    args = ["experiments.adding", "--quick", "--batch=8", "--steps=1000", "--checkpoint_every=20", "--eval_every=0",
+            "--data_parallel=true", f"--out={out}"]
+    cmd = [sys.executable, "-m", "experiments.launch", "--processes=2", "--devices=2", "--grace=5", "--", *args]
     launcher = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 180
-        while time.time() < deadline and not (out / "metrics.jsonl").exists():  # both are training
+        while time.time() < deadline and not (Checkpointer(out / "checkpoints").latest_step() if (out / "checkpoints").exists() else None):
             assert launcher.poll() is None, launcher.communicate()[1][-3000:]
-            time.sleep(0.5)
+            time.sleep(0.2)
         pids = workers(out)
         assert sorted(pids) == [0, 1]
         os.kill(pids[1], signal.SIGKILL)
@@ -101,6 +102,11 @@ def test_a_killed_process_stops_the_others_with_a_message(tmp_path):
     assert launcher.returncode != 0
     assert "process 1 of 2 was killed by signal 9; stopping the others" in err
     assert workers(out) == {}  # process 0 is gone too
+    saved = Checkpointer(out / "checkpoints").latest_step()
+    assert saved is not None and saved < 1000
+    result = launched(*args)  # the same command again: both resume from the last checkpoint and finish
+    assert f"at step {saved}" in result.stdout
+    assert read_metrics(out / "metrics.jsonl")[-1]["step"] == 1000
 
 
 def test_cluster_commands_and_errors(capsys):
