@@ -72,12 +72,20 @@ def build(cfg: Config):
     state = rnnjax.init_state(params, optimizer, k_run)
     train_step = rnnjax.make_train_step(loss_fn, optimizer)
     if cfg.data_parallel:
-        # One mesh axis over every device of every process; the state replicated, each batch split along it.
-        # The batch is drawn from the step's key, so every process can draw it and keep its own rows (a
-        # dataset on disk would read only those: parallel.process_rows). XLA all-reduces the gradients.
+        # One mesh axis over every device of every process; the state replicated, each batch split along it;
+        # XLA all-reduces the gradients. Row r of step s is drawn from its own key, fold_in(fold_in(k, s), r),
+        # so each process draws only its rows (parallel.process_rows) and the global batch is the same for
+        # any number of processes (not the batch of a run without --data_parallel).
         mesh = Mesh(np.asarray(jax.devices()), ("data",))
-        rows, whole = parallel.process_rows(cfg.batch), batch_fn
-        batch_fn = lambda step: parallel.shard_local_batch(jax.tree.map(lambda a: a[rows], whole(step)), mesh)  # noqa: E731
+        rows = parallel.process_rows(cfg.batch)
+
+        @jax.jit
+        def local_rows(step):
+            keys = jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(k_data, step), r))(jnp.arange(rows.start, rows.stop))
+            xs, targets = jax.vmap(lambda k: adding_task(k, 1, cfg.length))(keys)
+            return xs[:, 0], targets[:, 0]
+
+        batch_fn = lambda step: parallel.shard_local_batch(local_rows(step), mesh)  # noqa: E731
         state, eval_batch = parallel.replicate(state, mesh), parallel.replicate(eval_batch, mesh)
     return state, train_step, batch_fn, lambda params: {"mse": eval_mse(params, eval_batch)}
 
