@@ -75,7 +75,12 @@ def shard_local_batch(local_batch, mesh: Mesh, axis: str = "data"):
 def replicate(tree, mesh: Mesh):
     """Places a full copy of every array of ``tree`` (params, optimiser state) on every device of ``mesh``
     (several processes: each process passes the same values, e.g. made from the same key)."""
-    sharding = NamedSharding(mesh, PartitionSpec())
+    return place(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def place(tree, sharding: NamedSharding):
+    """Every array of ``tree``, the same on every process, laid out by ``sharding`` (which may span several
+    processes: each keeps only its devices' slices)."""
     if jax.process_count() == 1:
         return jax.device_put(tree, sharding)
     return jax.tree.map(lambda a: _global(a, sharding), tree)
@@ -86,12 +91,6 @@ def _global(a, sharding):
         return jax.random.wrap_key_data(_global(jax.random.key_data(a), sharding), impl=jax.random.key_impl(a))
     host = np.asarray(a)
     return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
-
-
-def place(tree, sharding: NamedSharding):
-    """Every array of ``tree``, the same on every process, laid out by ``sharding`` (which may span several
-    processes: each keeps only its devices' slices)."""
-    return jax.tree.map(lambda a: _global(a, sharding), tree)
 
 
 def fetch(tree):

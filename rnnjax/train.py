@@ -184,14 +184,11 @@ def fit(
     owned = out_dir is not None and not isinstance(out_dir, RunDir)  # a RunDir: the caller holds it for longer
     # Several processes (rnnjax.parallel): all train and all take part in each checkpoint (orbax writes it
     # once); process 0 alone holds the folder and writes the metrics, the summary and the plot.
-    main, ckpt = jax.process_index() == 0, None
+    main = jax.process_index() == 0
     folder = None if out_dir is None else out_dir.path if isinstance(out_dir, RunDir) else pathlib.Path(out_dir)
-    if folder is not None and not main:
-        ckpt = Checkpointer(folder / "checkpoints")
     with RunDir(out_dir, config) if owned and main else contextlib.nullcontext(out_dir if main else None) as run:
         out = None if run is None else run.path
-        if main:
-            ckpt = None if out is None else Checkpointer(out / "checkpoints")
+        ckpt = None if folder is None else Checkpointer(folder / "checkpoints")
         if ckpt is not None and resume and ckpt.latest_step() is not None:
             state, meta = ckpt.restore(state)
             print(f"resumed from {ckpt.directory} at step {meta['step']}")
