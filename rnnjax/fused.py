@@ -35,7 +35,7 @@ from jax import lax
 
 from rnnjax._ops import add_bias
 
-INPUT_PARAMS = ("w_x", "b")
+INPUT_PARAMS = ("w_x",)
 
 
 def masked(m, new_carry, old_carry, y):
@@ -138,6 +138,17 @@ def _width(carry):
     return jax.tree.leaves(carry)[0].shape[-1]
 
 
+def _biased(xw, params):
+    """``xw + b`` where the cell has an input bias ``b``.
+
+    Why here and not on the whole ``[T, ...]`` projection: under ``jax.vmap`` an elementwise op between a
+    batched array and an unbatched one moves the batch axis to the front, so adding ``b`` to the stacked
+    projection would turn ``[T, B, G]`` into ``[B, T, G]`` and cost a transposed copy of it (and of every
+    gate slice) before the scan; inside the step the batch axis is in front already.
+    """
+    return add_bias(xw, params["b"]) if "b" in params else xw
+
+
 def _forward(core, rec, pointwise, xw, carry, mask, reverse, resets=None, start=None):
     """The forward scan: ``(last, ys)`` and the residuals ``(carries, outs)`` (each ``[T, ...]``); a step
     with ``resets`` true starts from ``start``, and the carry saved for it is that one."""
@@ -146,7 +157,7 @@ def _forward(core, rec, pointwise, xw, carry, mask, reverse, resets=None, start=
     def body(c, inp):
         xw_t, m_t, r_t = inp
         c = reset(r_t, start, c)
-        xw_t = _join(xw_t)
+        xw_t = _biased(_join(xw_t), pointwise)
         outs = {}
 
         def matmul(name, u):
@@ -174,7 +185,7 @@ def _recurrent_inputs(core, params, carries, xw, outs):
         us[name] = u
         return outs[name]
 
-    core(saved, params, carries, xw)
+    core(saved, params, carries, _biased(xw, params))
     return us
 
 
@@ -206,7 +217,7 @@ def _attach_bwd(core, reverse, saved, cotangents):
             def product(name, u):
                 return outs_t[name] + _ghost_matmul(u, zs[name], rec_t[name])
 
-            new, y = core(product, {**rec, **pw}, c, xw_t)
+            new, y = core(product, {**rec, **pw}, c, _biased(xw_t, pw))
             return masked(m_t, new, c, y)
 
         zeros = jax.tree.map(jnp.zeros_like, outs_t)
@@ -237,9 +248,7 @@ def unroll(core, params, xs, carry, mask=None, reverse=False, resets=None, start
     Reverse mode only: ``jax.jvp`` of it fails (``custom_vjp``); ``unroll(..., fast=False)`` has both.
     """
     rec, pointwise = split_params(params)
-    xw = _product(xs, params["w_x"])
-    if "b" in params:  # a cell may keep its biases inside the step (the layer-normalised LSTM)
-        xw = add_bias(xw, params["b"])
+    xw = _product(xs, params["w_x"])  # the bias ``b`` is added inside the steps (_biased)
     # The forward pass sees constants only; _attach supplies every derivative.
     rec_c, pointwise_c, xw_c, carry_c = lax.stop_gradient((rec, pointwise, xw, carry))
     start = None if resets is None else lax.stop_gradient(start)  # the carry a new sequence starts from: a constant
