@@ -4,8 +4,9 @@ Plain autodiff through ``lax.scan`` transposes every op of the step, the recurre
 ``u_t^T δ_t`` included, one small product per step. The fast path splits the work three ways, on stable
 JAX only (``lax.scan``, ``jax.custom_vjp``, ``lax.stop_gradient``, ``lax.optimization_barrier``):
 
-1. The input projection ``XW = X W_x + b`` is one matmul over every step (and, under ``jax.vmap``, every
-   example) before the recurrence; autodiff transposes it into one matmul for ``dW_x`` after it.
+1. The input projection ``XW = X W_x`` is one matmul over every step (and, under ``jax.vmap``, every
+   example) before the recurrence; autodiff transposes it into one matmul for ``dW_x`` after it. The bias
+   ``b`` is added inside each step (``_biased``).
 2. The forward scan runs the cell's ``core`` with the weights held constant and saves, per step, the
    carry it started from and every recurrent product ``u_t W``.
 3. A ``jax.custom_vjp`` identity (``_attach``) hands the outputs on. Its backward scan takes the vjp of the
