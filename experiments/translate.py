@@ -110,7 +110,7 @@ class Config(_common.TrainConfig):
     steps: int = 20000
     optimizer: str = "adam"
     learning_rate: float = 1e-3
-    schedule: str = "constant"
+    schedule: str = "constant"  # said here too: lr_decay, on by default, needs a constant rate (see __post_init__)
     clip_threshold: float = 5.0
     eval_every: int = 500
     checkpoint_every: int = 500
