@@ -54,11 +54,15 @@ CARRY_CELLS = ("lstm", "gru", "rnn", "irnn")
 """The cells whose carry can start another network (the encoder's final carry starts the decoder)."""
 
 
-def make_cell(name: str, hidden: int, t_max=None, allowed=None, recurrent_dropout: float = 0.0):
+def make_cell(name: str, hidden: int, t_max=None, allowed=None, recurrent_dropout: float = 0.0,
+              zoneout: float = 0.0, zoneout_cell: float = 0.0):
     """``CELLS[name](hidden, t_max)``; ``allowed`` narrows the choice for a model that needs it; a
-    ``recurrent_dropout`` above 0 wraps it in :func:`rnnjax.recurrent_dropout`."""
+    ``recurrent_dropout`` above 0 wraps it in :func:`rnnjax.recurrent_dropout`, a ``zoneout`` (on ``h``)
+    or ``zoneout_cell`` (on an LSTM's ``c``; 0: the same as ``zoneout``) above 0 in :func:`rnnjax.zoneout`."""
     check_cell(name, allowed)
     cell = CELLS[name](hidden, t_max)
+    if zoneout or zoneout_cell:
+        cell = rnnjax.zoneout(cell, zoneout, cell_rate=zoneout_cell or None)
     return rnnjax.recurrent_dropout(cell, recurrent_dropout) if recurrent_dropout else cell
 
 

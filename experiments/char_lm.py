@@ -48,6 +48,8 @@ class Config(_common.TrainConfig):
     clip_threshold: float = 5.0
     dropout: float = 0.0  # on the embeddings, between layers and before the softmax (Zaremba et al. 2014)
     recurrent_dropout: float = 0.0  # one mask per sequence on h_{t-1} (Gal & Ghahramani 2016)
+    zoneout: float = 0.0  # each unit of h keeps its last value with this probability, per step (Krueger et al. 2017)
+    zoneout_cell: float = 0.0  # the same for an LSTM's c (0: as zoneout)
     eval_every: int = 500
     checkpoint_every: int = 500
     corpus: str = "shakespeare"
@@ -74,7 +76,8 @@ def load(cfg: Config, documents: bool = False):
 def build(cfg: Config, splits, starts=None):
     """``(vocab, model, state, train_step, batch_fn)`` for a config and its text splits (``starts``: where
     the training text's documents begin, for ``document_resets``)."""
-    cell = _common.make_cell(cfg.cell, cfg.hidden, recurrent_dropout=cfg.recurrent_dropout)  # checked before the text is read
+    cell = _common.make_cell(cfg.cell, cfg.hidden, recurrent_dropout=cfg.recurrent_dropout,
+                             zoneout=cfg.zoneout, zoneout_cell=cfg.zoneout_cell)  # checked before the text is read
     vocab = tokens.char_vocab(splits["train"])
     model = language_model(vocab.size, cell, cfg.layers, cfg.embed, fast=cfg.fast, dropout=cfg.dropout)
     return (vocab, model, *_lm.training(cfg, model, vocab.encode(splits["train"]), starts))

@@ -68,6 +68,8 @@ class Config(_common.OptimizerConfig):
     word_dropout: float = 0.2
     output_dropout: float = 0.5
     recurrent_dropout: float = 0.0  # one mask per sentence on h_{t-1} (Gal & Ghahramani 2016)
+    zoneout: float = 0.0  # each unit of h keeps its last value with this probability, per step (Krueger et al. 2017)
+    zoneout_cell: float = 0.0  # the same for an LSTM's c (0: as zoneout)
     min_count: int = 2
     batch: int = 64
     epochs: int = 6
@@ -136,9 +138,11 @@ def encode(vocab: tokens.Vocab, words) -> np.ndarray:
 
 
 def build_model(cfg: Config, vocab_size: int):
+    cell = _common.make_cell(cfg.cell, cfg.hidden, recurrent_dropout=cfg.recurrent_dropout, zoneout=cfg.zoneout,
+                             zoneout_cell=cfg.zoneout_cell)
     return sequence_classifier(
-        vocab_size, _common.make_cell(cfg.cell, cfg.hidden, recurrent_dropout=cfg.recurrent_dropout), cfg.embed, len(CLASSES), cfg.layers, cfg.bidirectional,
-        cfg.pooling, cfg.embed_dropout, cfg.word_dropout, cfg.output_dropout, fast=cfg.fast,
+        vocab_size, cell, cfg.embed, len(CLASSES), cfg.layers, cfg.bidirectional, cfg.pooling, cfg.embed_dropout,
+        cfg.word_dropout, cfg.output_dropout, fast=cfg.fast,
     )
 
 

@@ -43,6 +43,8 @@ class Config(_common.TrainConfig):
     clip_threshold: float = 5.0
     dropout: float = 0.0  # on the embeddings, between layers and before the softmax (Zaremba et al. 2014)
     recurrent_dropout: float = 0.0  # one mask per sequence on h_{t-1} (Gal & Ghahramani 2016)
+    zoneout: float = 0.0  # each unit of h keeps its last value with this probability, per step (Krueger et al. 2017)
+    zoneout_cell: float = 0.0  # the same for an LSTM's c (0: as zoneout)
     eval_every: int = 1000
     checkpoint_every: int = 1000
     corpus: str = "shakespeare"
@@ -54,7 +56,8 @@ QUICK = dict(corpus="quick", hidden=32, embed=16, vocab_size=40, batch=4, length
 
 def run(cfg: Config, out=None, progress: bool = True):
     out = pathlib.Path(out or "runs/word_lm")
-    cell = _common.make_cell(cfg.cell, cfg.hidden, recurrent_dropout=cfg.recurrent_dropout)  # checked before the text is read
+    cell = _common.make_cell(cfg.cell, cfg.hidden, recurrent_dropout=cfg.recurrent_dropout,
+                             zoneout=cfg.zoneout, zoneout_cell=cfg.zoneout_cell)  # checked before the text is read
     splits = char_lm.load(cfg)
     vocab = tokens.word_vocab(splits["train"], cfg.vocab_size)
     ids = {k: vocab.encode(v) for k, v in splits.items()}

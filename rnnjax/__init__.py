@@ -7,7 +7,7 @@ the feed-forward baseline. Weight converters live in :mod:`rnnjax.interop`.
 """
 
 from rnnjax import initializers
-from rnnjax.cells import exp_rnn, gru, lstm, recurrent_dropout, rnn
+from rnnjax.cells import exp_rnn, gru, lstm, recurrent_dropout, rnn, zoneout
 from rnnjax.layers import stacked
 from rnnjax.linear import linear_scan, lru, min_gru, min_lstm
 from rnnjax.mlp import mlp
@@ -41,5 +41,6 @@ __all__ = [
     "stacked",
     "truncated_unroll",
     "unroll",
+    "zoneout",
 ]
 __version__ = "0.1.0"

@@ -26,12 +26,13 @@ def _matmul(params):
 
 def _step(name, core, prepare=None):
     def step(params, carry, x):
+        x, noise = x if isinstance(x, tuple) else (x, None)  # (x_t, noise_t): a cell with step_noise (zoneout)
         _checks.rank(x, 1, "[D] (one time step of one example)", name, "x")
         _checks.floating(x, "x", name)
         _checks.features(x, params, name)
         weights = params if prepare is None else prepare(params)
         xw = affine(x, weights["w_x"], weights["b"]) if "b" in weights else x @ weights["w_x"]
-        return core(_matmul(weights), weights, carry, xw)
+        return core(_matmul(weights), weights, carry, xw if noise is None else (xw, noise))
 
     return step
 
@@ -382,3 +383,54 @@ def recurrent_dropout(cell: Cell, rate: float) -> Cell:
 
     name = f"recurrent_dropout({cell.name}, {rate})"
     return cell._replace(core=core, step=_step(name, core, cell.prepare), name=name, noise=noise)
+
+
+def zoneout(cell: Cell, rate: float, cell_rate: float | None = None) -> Cell:
+    """``cell`` with zoneout (Krueger et al. 2017, "Zoneout: regularizing RNNs by randomly preserving hidden
+    activations"): each unit of the state keeps its previous value with probability ``rate``, afresh at
+    every step,
+
+        s_t = d_t ⊙ s_{t-1} + (1 − d_t) ⊙ s̃_t,    d_t ~ Bernoulli(rate) ``[H]`` per step,
+
+    where ``s̃_t`` is the wrapped cell's new state; at evaluation ``d_t`` is its expectation ``rate``. A
+    zoned-out unit passes its value and its gradient through the step unchanged (identity), which is why
+    it helps gradients flow as well as regularising. The output is the new hidden state ``h_t``.
+
+    For an LSTM (carry ``LSTMCarry(h, c)``) ``rate`` applies to ``h`` and ``cell_rate`` (default ``rate``)
+    to ``c``, the paper's separate ``z_h`` and ``z_c`` (its word-level PTB LSTM: ``z_c = 0.5``,
+    ``z_h = 0.05``).
+
+    The masks are drawn by ``step_noise(carry, key, T)`` (``[T, ...]`` per carry leaf), which
+    :func:`rnnjax.unroll` calls once per sequence, before the scan, when given ``key=``; step ``t`` gets
+    ``(x_t, d_t)``. Without a key: the expectation. Params are the cell's own; the fast path, masks,
+    reverse, resets, ``stacked``, remat and :func:`recurrent_dropout` (in either order) work as for ``cell``.
+    """
+    rate = _checks.rate(rate, "zoneout: rate")
+    if cell.core is None:
+        raise ValueError(f"zoneout: {cell.name} has no core to wrap (the linear cells update their state in one "
+                         "associative scan)")
+    if cell.step_noise is not None:
+        raise ValueError(f"zoneout: {cell.name} already draws per-step noise")
+    carry = jax.eval_shape(lambda: cell.initial_carry(cell.init(jax.random.key(0), 1)))
+    if isinstance(carry, LSTMCarry):
+        rates = LSTMCarry(rate, rate if cell_rate is None else _checks.rate(cell_rate, "zoneout: cell_rate"))
+    elif cell_rate is not None:
+        raise ValueError(f"zoneout: cell_rate is the rate of an LSTM's memory cell c; {cell.name} has no c")
+    else:
+        rates = jax.tree.map(lambda _: rate, carry)
+    inner = cell.core
+
+    def core(rec, params, carry, xw):
+        xw, d = xw if isinstance(xw, tuple) else (xw, rates)  # no draw: the expectation
+        new, _ = inner(rec, params, carry, xw)
+        new = jax.tree.map(lambda d, old, s: s + d * (old - s), d, carry, new)
+        return new, (new.h if isinstance(new, LSTMCarry) else new)
+
+    def step_noise(carry, key, length):
+        leaves, tree = jax.tree.flatten(carry)
+        draws = [jax.random.bernoulli(k, r, (length, *leaf.shape)).astype(leaf.dtype)
+                 for k, r, leaf in zip(jax.random.split(key, len(leaves)), jax.tree.leaves(rates), leaves)]
+        return jax.tree.unflatten(tree, draws)
+
+    name = f"zoneout({cell.name}, {rate}" + ("" if cell_rate is None else f", cell_rate={cell_rate}") + ")"
+    return cell._replace(core=core, step=_step(name, core, cell.prepare), name=name, step_noise=step_noise)

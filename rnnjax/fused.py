@@ -150,15 +150,20 @@ def _biased(xw, params):
     return add_bias(xw, params["b"]) if "b" in params else xw
 
 
-def _forward(core, rec, pointwise, xw, carry, mask, reverse, resets=None, start=None):
+def _with_noise(xw, noise):
+    """The core's input: ``xw``, or ``(xw, noise)`` for a cell with per-step noise (``Cell.step_noise``)."""
+    return xw if noise is None else (xw, noise)
+
+
+def _forward(core, rec, pointwise, xw, carry, mask, reverse, resets=None, start=None, noise=None):
     """The forward scan: ``(last, ys)`` and the residuals ``(carries, outs)`` (each ``[T, ...]``); a step
     with ``resets`` true starts from ``start``, and the carry saved for it is that one."""
     params = {**rec, **pointwise}
 
     def body(c, inp):
-        xw_t, m_t, r_t = inp
+        xw_t, m_t, r_t, d_t = inp
         c = reset(r_t, start, c)
-        xw_t = _biased(_join(xw_t), pointwise)
+        xw_t = _with_noise(_biased(_join(xw_t), pointwise), d_t)
         outs = {}
 
         def matmul(name, u):
@@ -170,11 +175,11 @@ def _forward(core, rec, pointwise, xw, carry, mask, reverse, resets=None, start=
         return new, (y, c, outs)
 
     width = _width(carry)
-    last, (ys, carries, outs) = lax.scan(body, carry, (_chunks(xw, width), mask, resets), reverse=reverse)
+    last, (ys, carries, outs) = lax.scan(body, carry, (_chunks(xw, width), mask, resets, noise), reverse=reverse)
     return (last, ys), (carries, outs)
 
 
-def _recurrent_inputs(core, params, carries, xw, outs):
+def _recurrent_inputs(core, params, carries, xw, outs, noise=None):
     """Every step's ``u`` of every recurrent product ``u @ W``, from the saved carries, all steps at once.
 
     ``core`` is elementwise over leading axes, so it runs on the stacked ``[T, ...]`` carries; only what
@@ -186,24 +191,24 @@ def _recurrent_inputs(core, params, carries, xw, outs):
         us[name] = u
         return outs[name]
 
-    core(saved, params, carries, _biased(xw, params))
+    core(saved, params, carries, _with_noise(_biased(xw, params), noise))
     return us
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _attach(core, reverse, out, residuals, rec, pointwise, xw, ghosts, carry, mask, resets):
+def _attach(core, reverse, out, residuals, rec, pointwise, xw, ghosts, carry, mask, resets, noise):
     """``out`` unchanged; its backward pass is the recurrence's (see the module docstring)."""
-    del core, reverse, residuals, rec, pointwise, xw, ghosts, carry, mask, resets
+    del core, reverse, residuals, rec, pointwise, xw, ghosts, carry, mask, resets, noise
     return out
 
 
-def _attach_fwd(core, reverse, out, residuals, rec, pointwise, xw, ghosts, carry, mask, resets):
+def _attach_fwd(core, reverse, out, residuals, rec, pointwise, xw, ghosts, carry, mask, resets, noise):
     del core, reverse, ghosts, carry
-    return out, (residuals, rec, pointwise, xw, mask, resets)
+    return out, (residuals, rec, pointwise, xw, mask, resets, noise)
 
 
 def _attach_bwd(core, reverse, saved, cotangents):
-    (carries, outs), rec, pointwise, xw, mask, resets = saved
+    (carries, outs), rec, pointwise, xw, mask, resets, noise = saved
     d_last, d_ys = cotangents
     # Transposed once, outside the loop: a product with a transposed operand inside it measured slower.
     rec_t = {k: w.T for k, w in rec.items()}
@@ -212,13 +217,13 @@ def _attach_bwd(core, reverse, saved, cotangents):
 
     def body(state, inp):
         d_carry, d_pw_sum = state
-        c, xw_t, outs_t, m_t, r_t, dy_t = inp
+        c, xw_t, outs_t, m_t, r_t, d_t, dy_t = inp
 
         def step(c, xw_t, zs, pw):
             def product(name, u):
                 return outs_t[name] + _ghost_matmul(u, zs[name], rec_t[name])
 
-            new, y = core(product, {**rec, **pw}, c, _biased(xw_t, pw))
+            new, y = core(product, {**rec, **pw}, c, _with_noise(_biased(xw_t, pw), d_t))
             return masked(m_t, new, c, y)
 
         zeros = jax.tree.map(jnp.zeros_like, outs_t)
@@ -232,18 +237,20 @@ def _attach_bwd(core, reverse, saved, cotangents):
         return (d_c, jax.tree.map(jnp.add, d_pw_sum, d_pw)), (None if shared else d_xw, d_z)
 
     init = (d_last, jax.tree.map(jnp.zeros_like, pointwise))
-    scanned = (carries, xw, outs, mask, resets, d_ys)
+    scanned = (carries, xw, outs, mask, resets, noise, d_ys)
     (d_carry, d_pw), (d_xw, d_z) = lax.scan(body, init, scanned, reverse=not reverse)
     if shared:
         d_xw = d_z[shared[0]]
-    return None, None, None, d_pw, d_xw, d_z, d_carry, None, None
+    return None, None, None, d_pw, d_xw, d_z, d_carry, None, None, None
 
 
 _attach.defvjp(_attach_fwd, _attach_bwd)
 
 
-def unroll(core, params, xs, carry, mask=None, reverse=False, resets=None, start=None):
-    """Fast-path unroll of a cell's ``core`` over ``xs`` ``[T, D]``; returns ``(carry, ys)``.
+def unroll(core, params, xs, carry, mask=None, reverse=False, resets=None, start=None, noise=None):
+    """Fast-path unroll of a cell's ``core`` over ``xs`` ``[T, D]``; returns ``(carry, ys)``. ``noise``:
+    per-step draws ``[T, ...]`` (``Cell.step_noise``), handed to the core with each step's input; a
+    constant, not differentiated.
 
     Callers should use :func:`rnnjax.unroll`, which checks the inputs and picks this path by default.
     Reverse mode only: ``jax.jvp`` of it fails (``custom_vjp``); ``unroll(..., fast=False)`` has both.
@@ -253,8 +260,9 @@ def unroll(core, params, xs, carry, mask=None, reverse=False, resets=None, start
     # The forward pass sees constants only; _attach supplies every derivative.
     rec_c, pointwise_c, xw_c, carry_c = lax.stop_gradient((rec, pointwise, xw, carry))
     start = None if resets is None else lax.stop_gradient(start)  # the carry a new sequence starts from: a constant
-    out, residuals = _forward(core, rec_c, pointwise_c, xw_c, carry_c, mask, reverse, resets, start)
+    noise = lax.stop_gradient(noise)
+    out, residuals = _forward(core, rec_c, pointwise_c, xw_c, carry_c, mask, reverse, resets, start, noise)
     carries, outs = residuals
-    us = _recurrent_inputs(core, {**rec_c, **pointwise_c}, carries, xw_c, outs)
+    us = _recurrent_inputs(core, {**rec_c, **pointwise_c}, carries, xw_c, outs, noise)
     ghosts = {k: _product(lax.stop_gradient(us[k]), rec[k]) for k in rec}
-    return _attach(core, bool(reverse), out, residuals, rec_c, pointwise, xw, ghosts, carry, mask, resets)
+    return _attach(core, bool(reverse), out, residuals, rec_c, pointwise, xw, ghosts, carry, mask, resets, noise)

@@ -56,6 +56,12 @@ class Cell(NamedTuple):
         recurrent dropout of :func:`rnnjax.recurrent_dropout`): :func:`rnnjax.unroll` calls it once per
         sequence, before the scan, when it is given a ``key``; without a key the cell runs without noise
         (evaluation).
+      step_noise: optional, ``step_noise(carry, key, T) -> noise`` with a fresh draw for every step (the
+        zoneout of :func:`rnnjax.zoneout`), each leaf ``[T, ...]``: :func:`rnnjax.unroll` draws it before
+        the scan when it is given a ``key`` and hands step ``t`` the pair ``(x_t, noise_t)`` in place of
+        ``x_t`` (the core ``(xw_t, noise_t)``), so ``lax.scan(partial(cell.step, params), carry, (xs,
+        noise))`` is the same unroll written by hand; without a key the step gets ``x_t`` alone and uses
+        the noise's expectation.
     """
 
     init: Callable[..., Params]
@@ -68,6 +74,7 @@ class Cell(NamedTuple):
     readout: Callable[..., Array] | None = None
     prepare: Callable[[Params], Params] | None = None
     noise: Callable[..., Params] | None = None
+    step_noise: Callable[..., Any] | None = None
 
 
 class Net(NamedTuple):

@@ -55,8 +55,10 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
         if the stream were cut there and each piece unrolled on its own (episode or document boundaries in
         one stream; Haiku's ``ResetCore``). In the order of processing: with ``reverse``, the carry
         entering step ``t`` on the way down. Not with ``parallel``.
-      key: randomness for a cell with noise (``cell.noise``: :func:`rnnjax.recurrent_dropout`), drawn once
-        for the sequence before the scan; ``None`` runs the cell without noise (evaluation).
+      key: randomness for a cell with noise (``cell.noise``: :func:`rnnjax.recurrent_dropout`;
+        ``cell.step_noise``: :func:`rnnjax.zoneout`), drawn for the whole sequence before the scan:
+        ``cell.noise(params, key)`` and ``cell.step_noise(carry, jax.random.fold_in(key, 1), T)``. ``None``
+        runs the cell without noise (evaluation).
 
     Returns:
       ``(carry, ys)``: the final carry and the outputs ``[T, H]``.
@@ -89,28 +91,31 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
     start = None if resets is None else lax.stop_gradient(cell.initial_carry(params))
     if cell.prepare is not None:  # the derived weights once per sequence, not once per step
         params, cell = cell.prepare(params), cells.prepared(cell)
+    noise = None
     if key is not None and cell.noise is not None:  # one draw per sequence: the same masks at every step
         params = cell.noise(params, key)
+    if key is not None and cell.step_noise is not None:  # a draw per step, all made before the scan
+        noise = cell.step_noise(carry, jax.random.fold_in(key, 1), xs.shape[0])
     if remat is not None:
         return _remat_unroll(cell, params, xs, carry, mask, reverse, _checks.positive_int(remat, f"{cell.name}: remat"),
-                             resets, start)
-    return _unroll(cell, params, xs, carry, mask, resets, start, reverse=reverse, fast=fast)
+                             resets, start, noise)
+    return _unroll(cell, params, xs, carry, mask, resets, start, noise, reverse=reverse, fast=fast)
 
 
-def _unroll(cell, params, xs, carry, mask, resets=None, start=None, *, reverse, fast):
+def _unroll(cell, params, xs, carry, mask, resets=None, start=None, noise=None, *, reverse, fast):
     if fast and cell.core is not None:
-        return fused.unroll(cell.core, params, xs, carry, mask, reverse, resets, start)
+        return fused.unroll(cell.core, params, xs, carry, mask, reverse, resets, start, noise)
 
     def body(c, inp):
-        x, m, r = inp
+        x, m, r, d = inp
         c = fused.reset(r, start, c)
-        new, y = cell.step(params, c, x)
+        new, y = cell.step(params, c, x if d is None else (x, d))
         return fused.masked(m, new, c, y)
 
-    return lax.scan(body, carry, (xs, mask, resets), reverse=reverse)
+    return lax.scan(body, carry, (xs, mask, resets, noise), reverse=reverse)
 
 
-def _remat_unroll(cell, params, xs, carry, mask, reverse, size, resets=None, start=None):
+def _remat_unroll(cell, params, xs, carry, mask, reverse, size, resets=None, start=None, noise=None):
     T = xs.shape[0]
     n = -(-T // size)
     pad = n * size - T
@@ -119,8 +124,10 @@ def _remat_unroll(cell, params, xs, carry, mask, reverse, size, resets=None, sta
         mask = jnp.concatenate([mask, jnp.zeros(pad, bool)])
         xs = jnp.concatenate([xs, jnp.zeros((pad, *xs.shape[1:]), xs.dtype)])
         resets = None if resets is None else jnp.concatenate([resets, jnp.zeros(pad, bool)])
+        noise = jax.tree.map(lambda d: jnp.concatenate([d, jnp.zeros((pad, *d.shape[1:]), d.dtype)]), noise)
     chunks = (xs.reshape(n, size, *xs.shape[1:]), None if mask is None else mask.reshape(n, size),
-              None if resets is None else resets.reshape(n, size))
+              None if resets is None else resets.reshape(n, size),
+              jax.tree.map(lambda d: d.reshape(n, size, *d.shape[1:]), noise))
 
     # The chunks run the plain path: jax.checkpoint differentiates through forward mode, which the fast
     # path lacks, and a recomputing custom_vjp around it measured slower and kept more (its residuals,
@@ -128,7 +135,7 @@ def _remat_unroll(cell, params, xs, carry, mask, reverse, size, resets=None, sta
     # recomputation cannot merge with the forward pass anyway.
     chunk = jax.checkpoint(functools.partial(_unroll, cell, reverse=reverse, fast=False), prevent_cse=False)
 
-    carry, ys = lax.scan(lambda c, inp: chunk(params, inp[0], c, inp[1], inp[2], start), carry, chunks, reverse=reverse)
+    carry, ys = lax.scan(lambda c, inp: chunk(params, inp[0], c, inp[1], inp[2], start, inp[3]), carry, chunks, reverse=reverse)
     ys = jax.tree.map(lambda y: y.reshape(n * size, *y.shape[2:])[:T], ys)
     return carry, ys
 
