@@ -13,7 +13,8 @@ in the training folds), every choice of epoch (early stopping on validation accu
 regularisation strength are fitted on the training and validation folds only; the test fold is read once,
 by the chosen models. The reported accuracy is the mean over the ten test folds.
 
-Model (``rnnjax.models.classifier``): words are embedded (vectors learned from scratch), ``<eos>`` is
+Model (``rnnjax.models.classifier``): words are embedded (vectors learned from scratch, or from GloVe's
+with ``--vectors=glove-6b-50d --embed=50``, then fine-tuned, as Kim 2014's non-static model), ``<eos>`` is
 appended, and a bidirectional LSTM reads the sentence; its outputs are pooled over the valid steps (the
 seed's read-out at the end-of-sentence token is ``--pooling=last``) and classified by a softmax over
 two classes. Dropout on embeddings, whole words and the pooled features; Adam with clipping. Each fold
@@ -48,6 +49,7 @@ from experiments import _cli, _common
 from rnnjax import run_dir
 from rnnjax.checkpoint import Checkpointer, CheckpointError
 from rnnjax.datasets import padding, reviews, tokens
+from rnnjax.datasets import vectors as word_vectors
 from rnnjax.models import bag_of_words
 from rnnjax.models.classifier import POOLINGS, sequence_classifier
 
@@ -57,7 +59,7 @@ L2_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
 
 @dataclasses.dataclass(frozen=True)
 class Config(_common.OptimizerConfig):
-    CHOICES = {"corpus": ("movie_reviews", "quick")}
+    CHOICES = {"corpus": ("movie_reviews", "quick"), "vectors": ("none", *word_vectors.SOURCES)}
     cell: str = "lstm"
     hidden: int = 64
     embed: int = 64
@@ -70,6 +72,7 @@ class Config(_common.OptimizerConfig):
     recurrent_dropout: float = 0.0  # one mask per sentence on h_{t-1} (Gal & Ghahramani 2016)
     zoneout: float = 0.0  # each unit of h keeps its last value with this probability, per step (Krueger et al. 2017)
     zoneout_cell: float = 0.0  # the same for an LSTM's c (0: as zoneout)
+    vectors: str = "none"  # pre-trained word vectors to start the embeddings from (glove-6b-50d: --embed=50)
     min_count: int = 2
     batch: int = 64
     epochs: int = 6
@@ -88,6 +91,9 @@ class Config(_common.OptimizerConfig):
         pools = self.pooling.split("+")
         if not set(pools) <= set(POOLINGS) or len(set(pools)) != len(pools):
             raise ValueError(f"unknown pooling {self.pooling!r}; expected one or more of {POOLINGS} joined by '+', e.g. 'mean+max'")
+        if self.vectors != "none" and self.vectors in word_vectors.SOURCES and self.embed != word_vectors.dimension(self.vectors):
+            raise ValueError(f"--vectors={self.vectors} has {word_vectors.dimension(self.vectors)} dimensions; "
+                             f"set --embed={word_vectors.dimension(self.vectors)} (got {self.embed})")
         if self.folds < 2 or self.run_folds > self.folds:
             raise ValueError(f"folds must be at least 2 and run_folds in 0..folds={self.folds} (0 means all), "
                              f"got folds={self.folds}, run_folds={self.run_folds}")
@@ -193,8 +199,17 @@ def programs(cfg: Config, model, steps_per_epoch: int) -> Programs:
     return Programs(jax.jit(init), step, jax.jit(jax.vmap(_probs(model), (0, None, None))))
 
 
-def train_fold(cfg: Config, progs: Programs, train, validation, key, progress: bool):
+def with_vectors(state: rnnjax.TrainState, rows, table) -> rnnjax.TrainState:
+    """``state`` (an ensemble's: a leading model axis) with embedding rows ``rows`` set to ``table`` in every model."""
+    embed = state.params["embed"]
+    return state._replace(params={**state.params, "embed": embed.at[:, rows].set(jnp.asarray(table, embed.dtype))})
+
+
+def train_fold(cfg: Config, progs: Programs, train, validation, key, progress: bool, pretrained=None):
     """Trains ``cfg.ensemble`` models at once; returns each model's params at its best validation epoch.
+
+    ``pretrained``: ``(rows, table)`` of :func:`rnnjax.datasets.vectors.embedding_rows`, the fold's words that
+    start from a pre-trained vector (every model of the ensemble; the rest keep their random init).
 
     ``train`` and ``validation`` are ``(sequences, labels)``. Returns ``(params, best_epochs,
     validation_accuracies, steps)``; ``params`` has a leading ensemble axis. An epoch is one pass over
@@ -238,7 +253,8 @@ def train_fold(cfg: Config, progs: Programs, train, validation, key, progress: b
         state, metrics = progs.step(state, batch)
         return state, {k: jnp.mean(v) for k, v in metrics.items()}
 
-    state, _ = rnnjax.fit(step, progs.init(key), batch_fn, cfg.epochs * per_epoch, eval_fn=evaluate, eval_every=per_epoch,
+    state = progs.init(key) if pretrained is None else with_vectors(progs.init(key), *pretrained)
+    state, _ = rnnjax.fit(step, state, batch_fn, cfg.epochs * per_epoch, eval_fn=evaluate, eval_every=per_epoch,
                           log_every=per_epoch, progress=progress, stop=lambda _: bool(np.all(best["epochs"] - best["epoch"] >= cfg.patience)))
     return best["params"], best["epoch"], best["accuracy"], int(state.step)
 
@@ -293,6 +309,7 @@ def _cross_validate(cfg: Config, out: pathlib.Path, data, words, fold_of, run_fo
         vocabs.append(tokens.vocab_from([words[i] for i in train], min_count=cfg.min_count))
     rows = -(-max(v.size for v in vocabs) // 256) * 256  # one embedding size for every fold: one compilation
     model = build_model(cfg, rows)
+    known = None if cfg.vectors == "none" else word_vectors.word_vectors(cfg.vectors)
     progs, probs = programs(cfg, model, -(-len(splits[0][0]) // cfg.batch)), probabilities(model)
     folds = []
     for k, ((train, validation, test), vocab) in enumerate(zip(splits, vocabs)):
@@ -308,7 +325,7 @@ def _cross_validate(cfg: Config, out: pathlib.Path, data, words, fold_of, run_fo
         params, epochs, val_acc, steps = train_fold(
             cfg, progs, ([seqs[i] for i in train], data.labels[train]),
             ([seqs[i] for i in validation], data.labels[validation]), jax.random.fold_in(jax.random.key(cfg.seed), k),
-            progress,
+            progress, None if known is None else word_vectors.embedding_rows(known, vocab.tokens),
         )
         test_seqs = [seqs[i] for i in test]
         each = np.stack([predict_all(probs, jax.tree.map(lambda a: a[m], params), test_seqs) for m in range(cfg.ensemble)])

@@ -397,7 +397,7 @@ def zoneout(cell: Cell, rate: float, cell_rate: float | None = None) -> Cell:
     it helps gradients flow as well as regularising. The output is the new hidden state ``h_t``.
 
     For an LSTM (carry ``LSTMCarry(h, c)``) ``rate`` applies to ``h`` and ``cell_rate`` (default ``rate``)
-    to ``c``, the paper's separate ``z_h`` and ``z_c`` (its word-level PTB LSTM: ``z_c = 0.5``,
+    to ``c``, the paper's separate ``z_h`` and ``z_c`` (for its LSTMs it recommends ``z_c = 0.5``,
     ``z_h = 0.05``).
 
     The masks are drawn by ``step_noise(carry, key, T)`` (``[T, ...]`` per carry leaf), which
