@@ -27,3 +27,15 @@ def assert_trees_close(a, b, atol=1e-5, rtol=1e-5):
     assert ta == tb, (ta, tb)
     for x, y in zip(la, lb):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=rtol)
+
+
+def assert_directional_derivatives(loss, grads, params, eps=1e-6, rtol=1e-6, atol=1e-9):
+    """For each param ``name``: ``<grads[name], v>`` equals the central difference of ``loss`` along a random
+    ``v`` (float64), so a wrong term in any gradient shows up whichever direction it points."""
+    import jax.numpy as jnp
+
+    for name in params:
+        direction = jax.random.normal(jax.random.key(7), params[name].shape, jnp.float64)
+        numeric = (loss({**params, name: params[name] + eps * direction})
+                   - loss({**params, name: params[name] - eps * direction})) / (2 * eps)
+        np.testing.assert_allclose(jnp.sum(grads[name] * direction), numeric, rtol=rtol, atol=atol, err_msg=name)

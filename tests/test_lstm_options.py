@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rnnjax
-from tests.helpers import perturb
+from tests.helpers import assert_directional_derivatives, perturb
 
 
 def sigmoid(v):
@@ -77,12 +77,7 @@ def test_gradients_match_finite_differences_in_float64_and_the_paths_agree(optio
         plain = jax.grad(loss)(params, False)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12), grads, plain)
         # finite differences on the fast path
-        for name in params:
-            direction = jax.random.normal(jax.random.key(7), params[name].shape, jnp.float64)
-            eps = 1e-6
-            numeric = (loss({**params, name: params[name] + eps * direction})
-                       - loss({**params, name: params[name] - eps * direction})) / (2 * eps)
-            np.testing.assert_allclose(jnp.sum(grads[name] * direction), numeric, rtol=1e-6, atol=1e-9, err_msg=name)
+        assert_directional_derivatives(loss, grads, params)
 
 
 def test_masks_reverse_stacked_and_remat():
@@ -153,9 +148,5 @@ def test_layer_norm_gru_matches_the_loop_and_finite_differences(reset_after):
         grads = jax.grad(loss)(params)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12), grads, jax.grad(loss)(params, False))
         # finite differences on the fast path
-        for name in params:
-            direction = jax.random.normal(jax.random.key(7), params[name].shape, jnp.float64)
-            numeric = (loss({**params, name: params[name] + 1e-6 * direction})
-                       - loss({**params, name: params[name] - 1e-6 * direction})) / 2e-6
-            np.testing.assert_allclose(jnp.sum(grads[name] * direction), numeric, rtol=1e-6, atol=1e-9, err_msg=name)
+        assert_directional_derivatives(loss, grads, params)
     assert "b" not in params and params["ln_h"].shape == (8,)
