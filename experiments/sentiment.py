@@ -15,8 +15,8 @@ regularisation strength are fitted on the training and validation folds only; th
 by the chosen models. The reported accuracy is the mean over the ten test folds.
 
 Model (``rnnjax.models.classifier``): words are embedded (by default starting from GloVe 6B 50d vectors,
-``rnnjax.datasets.vectors``, fine-tuned as in Kim 2014's non-static model; ``--vectors=none``: random), ``<eos>`` is
-appended, and a bidirectional LSTM reads the sentence; its outputs are pooled over the valid steps (the
+``rnnjax.datasets.vectors``, fine-tuned as in Kim 2014's non-static model; ``--vectors=none``: random),
+``<eos>`` is appended, and a bidirectional LSTM reads the sentence; its outputs are pooled over the valid steps (the
 seed's read-out at the end-of-sentence token is ``--pooling=last``) and classified by a softmax over
 two classes. Dropout on embeddings, whole words and the pooled features; Adam with clipping. Each fold
 trains ``ensemble`` models from different keys in one vmapped program and averages their probabilities.
@@ -92,15 +92,16 @@ class Config(_common.OptimizerConfig):
         pools = self.pooling.split("+")
         if not set(pools) <= set(POOLINGS) or len(set(pools)) != len(pools):
             raise ValueError(f"unknown pooling {self.pooling!r}; expected one or more of {POOLINGS} joined by '+', e.g. 'mean+max'")
-        if self.vectors != "none" and self.vectors in word_vectors.SOURCES and self.embed != word_vectors.dimension(self.vectors):
-            raise ValueError(f"--vectors={self.vectors} has {word_vectors.dimension(self.vectors)} dimensions; "
-                             f"set --embed={word_vectors.dimension(self.vectors)} (got {self.embed})")
+        size = word_vectors.dimension(self.vectors) if self.vectors in word_vectors.SOURCES else self.embed
+        if self.embed != size:
+            raise ValueError(f"--vectors={self.vectors} has {size} dimensions; set --embed={size} (got {self.embed})")
         if self.folds < 2 or self.run_folds > self.folds:
             raise ValueError(f"folds must be at least 2 and run_folds in 0..folds={self.folds} (0 means all), "
                              f"got folds={self.folds}, run_folds={self.run_folds}")
 
 
-QUICK = dict(corpus="quick", vectors="none", hidden=16, embed=16, folds=3, epochs=8, ensemble=2, batch=16, min_count=1, learning_rate=1e-2)
+QUICK = dict(corpus="quick", vectors="none", hidden=16, embed=16, folds=3, epochs=8, ensemble=2, batch=16, min_count=1,
+             learning_rate=1e-2)
 
 
 class PredictError(ValueError):
