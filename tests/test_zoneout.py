@@ -163,3 +163,23 @@ def test_the_experiments_wrap_their_cell_and_the_models_hand_it_their_key():
         plain, noisy = call(params, None), call(params, jax.random.key(1))
         np.testing.assert_array_equal(noisy, call(params, jax.random.key(1)))
         assert not np.allclose(noisy, plain)
+
+
+def test_the_diagnostics_see_the_expectation_one_step_jacobian_rate_i_plus_the_rest():
+    """At evaluation a zoneout RNN's step Jacobian is ``rate · I + (1 − rate) · J`` with ``J`` the plain
+    RNN's, written here from the tanh derivative; the gradient-flow diagnostics read the same."""
+    from rnnjax import diagnostics
+
+    plain, rate = rnnjax.rnn(4), 0.3
+    cell = rnnjax.zoneout(plain, rate)
+    params = perturb(cell.init(jax.random.key(0), 2), jax.random.key(1))
+    xs = jax.random.normal(jax.random.key(2), (2, 2))
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    h0 = np.zeros(4)
+    h1 = rate * h0 + (1 - rate) * np.tanh(np.asarray(xs[0], np.float64) @ p["w_x"] + h0 @ p["w_h"] + p["b"])
+    a1 = np.asarray(xs[1], np.float64) @ p["w_x"] + h1 @ p["w_h"] + p["b"]
+    J = rate * np.eye(4) + (1 - rate) * (p["w_h"] * (1 - np.tanh(a1) ** 2)[None, :]).T  # ∂h_2/∂h_1
+    got = diagnostics.jacobian_norms(cell, params, xs, until=1)
+    np.testing.assert_allclose(got["spectral"][0], np.linalg.norm(J, 2), rtol=1e-4)
+    np.testing.assert_allclose(got["frobenius"][0], np.linalg.norm(J), rtol=1e-4)
+    assert not np.isclose(got["frobenius"][0], diagnostics.jacobian_norms(plain, params, xs, until=1)["frobenius"][0])
