@@ -6,9 +6,10 @@ JAX only (``lax.scan``, ``jax.custom_vjp``, ``lax.stop_gradient``, ``lax.optimiz
 
 1. The input projection ``XW = X W_x`` is one matmul over every step (and, under ``jax.vmap``, every
    example) before the recurrence; autodiff transposes it into one matmul for ``dW_x`` after it. The bias
-   ``b`` is added inside each step (``_biased``).
+   ``b`` is added inside each step (``_biased``); its gradient is the sum over steps of ``XW + b``'s.
 2. The forward scan runs the cell's ``core`` with the weights held constant and saves, per step, the
-   carry it started from and every recurrent product ``u_t W``.
+   carry it started from and every recurrent product ``u_t W``; an output that is a leaf of the next carry
+   (no mask, no resets) is read back from the saved carries rather than stacked again.
 3. A ``jax.custom_vjp`` identity (``_attach``) hands the outputs on. Its backward scan takes the vjp of the
    cell's own ``core`` with each recurrent product replaced by its saved value plus a zero input ``z``
    (``_ghost_matmul``): the cotangent of ``z`` is the pre-activation gradient ``δ_t`` and the cotangent of
@@ -172,10 +173,17 @@ def _forward(core, rec, pointwise, xw, carry, mask, reverse, resets=None, start=
 
         new, y = core(matmul, params, c, xw_t)
         new, y = masked(m_t, new, c, y)
-        return new, (y, c, outs)
+        # Where the output is a leaf of the new carry (no mask, no resets), it is the next step's saved carry.
+        same = [i for i, leaf in enumerate(jax.tree.leaves(new)) if leaf is y] if resets is None else []
+        found[:] = same[:1]
+        return new, (None if found else y, c, outs)
 
+    found = []
     width = _width(carry)
     last, (ys, carries, outs) = lax.scan(body, carry, (_chunks(xw, width), mask, resets, noise), reverse=reverse)
+    if found:  # read the outputs back from the saved carries (one stacked array fewer per step)
+        before, after = jax.tree.leaves(carries)[found[0]], jax.tree.leaves(last)[found[0]][None]
+        ys = jnp.concatenate([after, before[:-1]] if reverse else [before[1:], after])[: before.shape[0]]  # T may be 0
     return (last, ys), (carries, outs)
 
 
@@ -214,20 +222,22 @@ def _attach_bwd(core, reverse, saved, cotangents):
     rec_t = {k: w.T for k, w in rec.items()}
 
     shared = []  # products whose cotangent is d_xw itself (found while tracing the body)
+    rest = {k: v for k, v in pointwise.items() if k != "b"}  # accumulated in the scan; b's gradient is d_xw's sum
 
     def body(state, inp):
         d_carry, d_pw_sum = state
         c, xw_t, outs_t, m_t, r_t, d_t, dy_t = inp
 
-        def step(c, xw_t, zs, pw):
+        def step(c, xwb_t, zs, pw):
             def product(name, u):
                 return outs_t[name] + _ghost_matmul(u, zs[name], rec_t[name])
 
-            new, y = core(product, {**rec, **pw}, c, _with_noise(_biased(xw_t, pw), d_t))
+            new, y = core(product, {**rec, **pw}, c, _with_noise(xwb_t, d_t))
             return masked(m_t, new, c, y)
 
         zeros = jax.tree.map(jnp.zeros_like, outs_t)
-        _, vjp = jax.vjp(step, c, xw_t, zeros, pointwise)
+        # xw + b is differentiated as one input: b's cotangent is that input's, summed after the scan
+        _, vjp = jax.vjp(step, c, _biased(xw_t, pointwise), zeros, rest)
         d_c, d_xw, d_z, d_pw = vjp((d_carry, dy_t))
         d_c = reset(r_t, jax.tree.map(jnp.zeros_like, d_c), d_c)  # a reset step's carry came from no step
         # Where the cell adds the input projection to a product (a = xw + u @ W: the LSTM, the RNN), the
@@ -236,11 +246,13 @@ def _attach_bwd(core, reverse, saved, cotangents):
         shared[:] = [k for k, v in d_z.items() if v is d_xw][:1]
         return (d_c, jax.tree.map(jnp.add, d_pw_sum, d_pw)), (None if shared else d_xw, d_z)
 
-    init = (d_last, jax.tree.map(jnp.zeros_like, pointwise))
+    init = (d_last, jax.tree.map(jnp.zeros_like, rest))
     scanned = (carries, xw, outs, mask, resets, noise, d_ys)
     (d_carry, d_pw), (d_xw, d_z) = lax.scan(body, init, scanned, reverse=not reverse)
     if shared:
         d_xw = d_z[shared[0]]
+    if "b" in pointwise:
+        d_pw = {**d_pw, "b": d_xw.sum(0)}
     return None, None, None, d_pw, d_xw, d_z, d_carry, None, None, None
 
 
