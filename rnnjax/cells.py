@@ -251,10 +251,12 @@ def gru(hidden_size: int, reset_after: bool = False, chrono=None, layer_norm: bo
             r, z = jax.nn.sigmoid(a_rz[..., :H]), jax.nn.sigmoid(a_rz[..., H:])
         else:
             a_r, a_z, a_n = jnp.split(xw, 3, axis=-1)
-            r = jax.nn.sigmoid(a_r + hw[..., :H])
-            z = jax.nn.sigmoid(a_z + hw[..., H : 2 * H])
+            # split, not three slices: the transpose of a split is one concatenate, of slices a sum of pads
+            h_r, h_z, *h_n = jnp.split(hw, 3 if reset_after else 2, axis=-1)
+            r = jax.nn.sigmoid(a_r + h_r)
+            z = jax.nn.sigmoid(a_z + h_z)
         if reset_after:
-            hn = _layer_norm(hw[..., 2 * H :], params["ln_hn"]) if layer_norm else hw[..., 2 * H :]
+            hn = _layer_norm(hw[..., 2 * H :], params["ln_hn"]) if layer_norm else h_n[0]
             n = jnp.tanh(a_n + r * add_bias(hn, params["b_hn"]))
         else:
             hn = rec("w_hn", r * h)
