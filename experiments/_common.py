@@ -34,6 +34,8 @@ CELLS = {
     # orthogonal recurrence kept orthogonal through training (Lezcano-Casado & Martínez-Rubio 2019)
     "exp_rnn": lambda h, t: rnnjax.exp_rnn(h),  # Henaff init, the paper's for the copy task
     "exp_rnn_cayley": lambda h, t: rnnjax.exp_rnn(h, init="cayley"),  # rotations near the identity (its MNIST init)
+    # elementwise recurrence, |u| bounded by the optimiser (Li et al. 2018; PARAM_BOUNDS)
+    "indrnn": lambda h, t: rnnjax.indrnn(h, recurrent_init=(0.0, 1.0) if t is None else (0.5 ** (1 / t), 1.0)),
     # linear recurrences with a parallel scan (rnnjax.linear; rnnjax.unroll picks it on GPU/TPU)
     "min_gru": lambda h, t: rnnjax.min_gru(h),
     "min_lstm": lambda h, t: rnnjax.min_lstm(h),
@@ -49,6 +51,13 @@ LR_SCALES = {"exp_rnn": {"a": 0.1}, "exp_rnn_cayley": {"a": 0.1}}
 """Parameters a cell's recipe trains at a fraction of the learning rate (``rnnjax.make_optimizer(lr_scales=)``):
 expRNN's skew-symmetric ``a`` at a tenth (Lezcano-Casado & Martínez-Rubio 2019, ``lr_orth = lr / 10`` in
 every experiment of the paper). :func:`make_optimizer` applies them for ``cfg.cell``."""
+
+INDRNN_GAMMA = 2.0
+"""IndRNN's bound on a unit's gradient growth over the task's ``T`` steps: ``|u| ≤ γ^{1/T}`` (Li et al. 2018)."""
+
+PARAM_BOUNDS = {"indrnn": lambda t: None if t is None else {"u": (-INDRNN_GAMMA ** (1 / t), INDRNN_GAMMA ** (1 / t))}}
+"""Parameters a cell's recipe keeps in an interval by projection after each step, given the task's ``T``
+(``rnnjax.make_optimizer(param_bounds=)``); :func:`make_optimizer` applies them for ``cfg.cell``."""
 
 CARRY_CELLS = ("lstm", "gru", "rnn", "irnn")
 """The cells whose carry can start another network (the encoder's final carry starts the decoder)."""
@@ -151,17 +160,20 @@ class TrainConfig(OptimizerConfig):
     fast: bool = True
 
 
-def make_optimizer(cfg: OptimizerConfig, steps: int | None = None):
+def make_optimizer(cfg: OptimizerConfig, steps: int | None = None, t_max: int | None = None):
     """``rnnjax.make_optimizer`` from a config: ``schedule`` is ``constant`` or ``cosine`` (to lr/10 over
-    ``steps``, by default ``cfg.steps``); the cell's :data:`LR_SCALES` when the config names a cell."""
+    ``steps``, by default ``cfg.steps``); the cell's :data:`LR_SCALES` when the config names a cell, and its
+    :data:`PARAM_BOUNDS` for the task's longest dependency ``t_max`` (as given to :func:`make_cell`)."""
     if cfg.schedule not in ("constant", "cosine"):
         raise ValueError(f"unknown schedule {cfg.schedule!r}; expected 'constant' or 'cosine'")
     lr = cfg.learning_rate
     if cfg.schedule == "cosine":
         lr = optax.cosine_decay_schedule(cfg.learning_rate, steps or cfg.steps, alpha=0.1)
     clip = None if cfg.clip == "none" else cfg.clip
+    cell = getattr(cfg, "cell", None)
+    bounds = PARAM_BOUNDS[cell](t_max) if cell in PARAM_BOUNDS else None
     return rnnjax.make_optimizer(cfg.optimizer, lr, clip=clip, clip_threshold=cfg.clip_threshold,
-                                 lr_scales=LR_SCALES.get(getattr(cfg, "cell", None)))
+                                 lr_scales=LR_SCALES.get(cell), param_bounds=bounds)
 
 
 def train(cfg: TrainConfig, parts, out=None, progress: bool = True):

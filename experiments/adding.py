@@ -52,7 +52,7 @@ def build(cfg: Config):
     readout = rnnjax.mlp([1], activation="identity")
     k_init, k_out, k_data, k_eval, k_run = jax.random.split(jax.random.key(cfg.seed), 5)
     params = {"cell": cell.init(k_init, 2), "readout": readout.init(k_out, cfg.hidden)}
-    optimizer = _common.make_optimizer(cfg)
+    optimizer = _common.make_optimizer(cfg, t_max=cfg.length)
 
     def predict(params, xs):
         _, ys = rnnjax.unroll(cell, params["cell"], xs, fast=cfg.fast)

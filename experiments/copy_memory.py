@@ -43,7 +43,7 @@ def build(cfg: Config):
     readout = rnnjax.mlp([N_CLASSES], activation="identity")
     k_init, k_out, k_data, k_eval, k_run = jax.random.split(jax.random.key(cfg.seed), 5)
     params = {"cell": cell.init(k_init, N_CLASSES), "readout": readout.init(k_out, cfg.hidden)}
-    optimizer = _common.make_optimizer(cfg)
+    optimizer = _common.make_optimizer(cfg, t_max=cfg.length + 2 * N_COPY)
 
     def logits(params, tokens):
         _, hs = rnnjax.unroll(cell, params["cell"], jax.nn.one_hot(tokens, N_CLASSES), fast=cfg.fast)

@@ -76,7 +76,8 @@ class Experiment(NamedTuple):
 
 def build(cfg: Config, data=None) -> Experiment:
     """The model, data and functions of a run; ``data`` defaults to ``mnist.load()``."""
-    cell = _common.make_cell(cfg.cell, cfg.hidden, t_max=28 if cfg.variant == "row" else 784)  # before the data is read
+    t_max = 28 if cfg.variant == "row" else 784  # the steps of a sequence
+    cell = _common.make_cell(cfg.cell, cfg.hidden, t_max=t_max)  # before the data is read
     data = mnist.load() if data is None else data
     perm = mnist.permutation(jax.random.key(cfg.permutation_seed)) if cfg.variant == "permuted" else None
 
@@ -134,7 +135,7 @@ def build(cfg: Config, data=None) -> Experiment:
         n = cfg.grad_norm_images
         return jnp.mean(jax.vmap(one)(test_x[:n], test_y[:n]), axis=0)
 
-    optimizer = _common.make_optimizer(cfg)
+    optimizer = _common.make_optimizer(cfg, t_max=t_max)
     state = rnnjax.init_state(params, optimizer, k_run)
     train_step = rnnjax.make_train_step(loss_fn, optimizer)
     return Experiment(state, train_step, batch_fn, lambda p: {"accuracy": accuracy(p, val_x, val_y)},

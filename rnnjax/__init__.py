@@ -1,13 +1,13 @@
 """rnnjax: recurrent neural networks as pure JAX functions.
 
-Cells (:func:`rnn`, :func:`lstm`, :func:`gru`, and the linear recurrences :func:`min_gru`,
+Cells (:func:`rnn`, :func:`lstm`, :func:`gru`, :func:`exp_rnn`, :func:`indrnn`, and the linear recurrences :func:`min_gru`,
 :func:`min_lstm`, :func:`lru` with a parallel unroll) are NamedTuples of pure functions; :func:`unroll` runs one
 over a sequence with ``jax.lax.scan``; :func:`stacked` builds deep and bidirectional nets; :func:`mlp` is
 the feed-forward baseline. Weight converters live in :mod:`rnnjax.interop`.
 """
 
 from rnnjax import initializers
-from rnnjax.cells import exp_rnn, gru, lstm, recurrent_dropout, rnn, zoneout
+from rnnjax.cells import exp_rnn, gru, indrnn, lstm, recurrent_dropout, rnn, zoneout
 from rnnjax.layers import stacked
 from rnnjax.linear import linear_scan, lru, min_gru, min_lstm
 from rnnjax.mlp import mlp
@@ -26,6 +26,7 @@ __all__ = [
     "exp_rnn",
     "gru",
     "fit",
+    "indrnn",
     "init_state",
     "initializers",
     "linear_scan",

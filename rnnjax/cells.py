@@ -354,6 +354,51 @@ def exp_rnn(hidden_size: int, activation: str = "modrelu", init: str = "henaff")
     return _make_cell(f"exp_rnn({H}, {activation}, {init})", H, init_fn, core, initial_carry, prepare)
 
 
+def indrnn(hidden_size: int, activation: str = "relu", recurrent_init=(0.0, 1.0),
+           input_init: str = "glorot_uniform") -> Cell:
+    """The independently recurrent network (IndRNN; Li, Li, Cook, Zhu & Gao 2018, "Independently recurrent
+    neural network (IndRNN): building a longer and deeper RNN", CVPR): each unit its own scalar recurrence,
+
+        h_t = g(W_x x_t + u ⊙ h_{t-1} + b),    output y_t = h_t
+
+    so ``∂h_t/∂h_{t-1} = diag(g'(·) ⊙ u)`` and a unit's gradient over ``T`` steps is ``∏ g' u``: with ReLU
+    it is ``u^T`` along an active path, and bounding ``|u| ≤ γ^{1/T}`` keeps it below ``γ`` (the paper's
+    Sec. 3.1). The bound is not part of the cell: it is a projection after each optimiser step,
+    ``rnnjax.make_optimizer(param_bounds={"u": (-γ**(1/T), γ**(1/T))})``.
+
+    Shapes: ``x_t`` ``[D]``, ``h_t`` ``[H]``; params ``w_x`` ``[D, H]``, ``u`` ``[H]``, ``b`` ``[H]``.
+
+    Init: ``u ~ U(recurrent_init)`` (the paper draws the last layer's from ``[(1/2)^{1/T}, 1]`` for long
+    tasks, so every unit keeps at least half its value over ``T`` steps); ``w_x`` by ``input_init`` as in
+    :func:`rnn`; ``b`` zero.
+    """
+    hidden_size = _checks.hidden_size(hidden_size)
+    g = ACTIVATIONS[_checks.choice(activation, ACTIVATIONS, "activation")]
+    try:
+        lo, hi = (float(v) for v in recurrent_init)
+    except (TypeError, ValueError):
+        raise ValueError(f"indrnn: recurrent_init must be a pair (low, high), got {recurrent_init!r}") from None
+    if not lo <= hi:
+        raise ValueError(f"indrnn: recurrent_init must have low <= high, got {recurrent_init!r}")
+    w_x_init = inits.input_(input_init, hidden_size)
+
+    def init_fn(key, input_size):
+        kx, ku = jax.random.split(key)
+        return {"w_x": w_x_init(kx, (input_size, hidden_size)),
+                "u": jax.random.uniform(ku, (hidden_size,), float, lo, hi),
+                "b": jnp.zeros((hidden_size,))}
+
+    def core(rec, params, h, xw):
+        del rec  # no matrix: the recurrence is elementwise
+        h = g(xw + scale(h, params["u"]))
+        return h, h
+
+    def initial_carry(params):
+        return jnp.zeros(params["u"].shape, params["u"].dtype)
+
+    return _make_cell(f"indrnn({hidden_size}, {activation})", hidden_size, init_fn, core, initial_carry)
+
+
 def recurrent_dropout(cell: Cell, rate: float) -> Cell:
     """``cell`` with variational recurrent dropout (Gal & Ghahramani 2016, "A theoretically grounded
     application of dropout in recurrent neural networks"; Keras's ``recurrent_dropout``): the state read by

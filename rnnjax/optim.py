@@ -63,6 +63,35 @@ def scale_by_name(scales: Mapping[str, float]) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
+def bound_by_name(bounds: Mapping[str, tuple[float, float]]) -> optax.GradientTransformation:
+    """Keeps every parameter stored under a dict key in ``bounds`` inside its ``(low, high)``: the update
+    ``Δ`` of such a parameter ``p`` becomes ``clip(p + Δ, low, high) − p``, so after the step it is the
+    projection of ``p + Δ`` onto the interval (projected gradient descent); others pass. Needs ``params``.
+
+    IndRNN bounds its recurrent weights this way (Li et al. 2018: ``|u| ≤ γ^{1/T}``).
+    """
+    bounds = {k: (float(lo), float(hi)) for k, (lo, hi) in dict(bounds).items()}
+    for key, (lo, hi) in bounds.items():
+        if not lo <= hi:
+            raise ValueError(f"param_bounds[{key!r}]: low must be <= high, got {(lo, hi)}")
+
+    def bound(path):
+        last = path[-1] if path else None
+        return bounds.get(last.key) if isinstance(last, jax.tree_util.DictKey) else None
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("bound_by_name needs the params: optimizer.update(grads, state, params)")
+
+        def project(path, u, p):
+            b = bound(path)
+            return u if b is None else (jnp.clip(p + u, *b) - p).astype(u.dtype)
+
+        return jax.tree_util.tree_map_with_path(project, updates, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def _check_non_negative(value, what):
     try:
         v = float(value)
@@ -84,6 +113,7 @@ def make_optimizer(
     b1=0.9,
     b2=0.999,
     lr_scales: Mapping[str, float] | None = None,
+    param_bounds: Mapping[str, tuple[float, float]] | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """Clipping, then an adaptive step: ``optax.chain(clip, record ‖g‖, rmsprop | adam | sgd)``.
 
@@ -107,6 +137,8 @@ def make_optimizer(
         multiplied by ``factor`` (:func:`scale_by_name`), i.e. that parameter trains at ``factor × lr``
         (RMSProp and Adam are element-wise, so this is a second optimiser with the smaller rate). expRNN
         trains its skew-symmetric ``a`` at a tenth of the rate (Lezcano-Casado & Martínez-Rubio 2019).
+      param_bounds: ``{name: (low, high)}``: every parameter stored under the dict key ``name`` is kept in
+        the interval by projection after each step (:func:`bound_by_name`; IndRNN's ``|u| ≤ γ^{1/T}``).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
@@ -120,6 +152,7 @@ def make_optimizer(
     for key, factor in (lr_scales or {}).items():
         _check_non_negative(factor, f"lr_scales[{key!r}]")
     _check_non_negative(clip_threshold, "clip_threshold")
+    bounded = [bound_by_name(param_bounds)] if param_bounds else []  # checks the bounds now
 
     def chain(learning_rate, clip_threshold, decay, eps, momentum, b1, b2):
         clipper = {
@@ -134,7 +167,7 @@ def make_optimizer(
         else:
             step = optax.sgd(learning_rate, momentum=momentum)
         scaled = [scale_by_name(lr_scales)] if lr_scales else []  # none: the state's layout as before
-        return optax.chain(clipper, record_grad_norm(), step, *scaled)
+        return optax.chain(clipper, record_grad_norm(), step, *scaled, *bounded)
 
     return optax.inject_hyperparams(chain)(
         learning_rate=learning_rate,

@@ -11,6 +11,7 @@ CELLS = {
     "lstm": lambda h: rnnjax.lstm(h),
     "gru": lambda h: rnnjax.gru(h),
     "gru-reset-after": lambda h: rnnjax.gru(h, reset_after=True),
+    "indrnn": lambda h: rnnjax.indrnn(h, recurrent_init=(0.5, 1.0)),
 }
 
 

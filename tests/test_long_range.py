@@ -162,3 +162,98 @@ def test_exp_rnn_inits_are_rotations_by_the_stated_angles(init):
     np.testing.assert_allclose(w.T @ w, np.eye(512), atol=1e-10)
     with pytest.raises(ValueError, match="unknown init 'haar'"):
         rnnjax.exp_rnn(4, init="haar")
+
+
+def _reference_indrnn(params, xs):
+    """h_t = relu(x_t W_x + u ⊙ h_{t-1} + b), a NumPy loop in float64 (Li et al. 2018, eq. 2)."""
+    w_x, u, b = (np.asarray(params[k], np.float64) for k in ("w_x", "u", "b"))
+    h, out = np.zeros(u.shape), []
+    for x in np.asarray(xs, np.float64):
+        h = np.maximum(x @ w_x + u * h + b, 0.0)
+        out.append(h)
+    return np.stack(out)
+
+
+def test_indrnn_matches_a_reference_written_here_on_every_path():
+    cell = rnnjax.indrnn(6, recurrent_init=(0.5, 1.2))
+    params = cell.init(jax.random.key(0), 3)
+    params["b"] = params["b"] + 0.2  # most units active, so the recurrence matters
+    xs = jax.random.normal(jax.random.key(1), (40, 3))
+    expected = _reference_indrnn(params, xs)
+    assert (expected[-1] > 0).sum() >= 2
+    for kwargs in ({}, {"fast": False}, {"remat": 7}):
+        _, ys = rnnjax.unroll(cell, params, xs, **kwargs)
+        np.testing.assert_allclose(ys, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_indrnn_gradients_match_finite_differences_in_float64(fast):
+    with jax.enable_x64(True):
+        cell = rnnjax.indrnn(5, activation="tanh", recurrent_init=(-1.0, 1.0))  # smooth, so differences apply
+        params = cell.init(jax.random.key(2), 2)
+        xs = jax.random.normal(jax.random.key(3), (12, 2))
+        assert params["u"].dtype == jnp.float64
+
+        def loss(p):
+            return jnp.sum(jnp.sin(rnnjax.unroll(cell, p, xs, fast=fast)[1]))
+
+        grads = jax.grad(loss)(params)
+        rng = np.random.default_rng(0)
+        for name in ("u", "w_x", "b"):
+            direction = rng.standard_normal(params[name].shape)
+            eps = 1e-6
+            numeric = (loss(dict(params, **{name: params[name] + eps * direction}))
+                       - loss(dict(params, **{name: params[name] - eps * direction}))) / (2 * eps)
+            np.testing.assert_allclose(jnp.sum(grads[name] * direction), numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_indrnn_init_and_bad_arguments():
+    u = np.concatenate([np.asarray(rnnjax.indrnn(512, recurrent_init=(0.25, 1.0)).init(jax.random.key(k), 2)["u"])
+                        for k in range(8)])
+    assert 0.25 <= u.min() and u.max() <= 1.0
+    np.testing.assert_allclose(np.quantile(u, [0.25, 0.5, 0.75]), 0.25 + 0.75 * np.array([0.25, 0.5, 0.75]), atol=0.03)
+    with pytest.raises(ValueError, match="low <= high"):
+        rnnjax.indrnn(4, recurrent_init=(1.0, 0.5))
+    with pytest.raises(ValueError, match="a pair"):
+        rnnjax.indrnn(4, recurrent_init=0.5)
+    with pytest.raises(ValueError, match="activation"):
+        rnnjax.indrnn(4, activation="sigmoid")
+
+
+def test_indrnn_gradient_reaches_step_one_unchanged_with_unit_recurrence():
+    """u = 1 and every unit active: ∂h_T/∂h_1 = I, so ‖∂L/∂h_1‖ = ‖∂L/∂h_T‖ over 500 steps, where the tanh
+    RNN's shrinks (the property the bound |u| ≤ γ^{1/T} protects)."""
+    cell = rnnjax.indrnn(8)
+    params = dict(cell.init(jax.random.key(0), 2), u=jnp.ones(8), b=jnp.full(8, 1.0))
+    xs = 0.01 * jax.random.normal(jax.random.key(1), (500, 2))
+    norms = diagnostics.hidden_grad_norms(cell, params, xs, lambda ys, carry: jnp.sum(ys[-1]))
+    np.testing.assert_allclose(norms[0], norms[-1], rtol=1e-5)
+
+
+def test_bound_by_name_projects_the_named_parameters_after_each_step():
+    params = {"cell": {"u": jnp.array([0.5, 1.0, -1.0]), "w_x": jnp.array([0.5, 1.0, -1.0])}}
+    grads = {"cell": {"u": jnp.array([-1.0, -1.0, 1.0]), "w_x": jnp.array([-1.0, -1.0, 1.0])}}
+    opt = rnnjax.make_optimizer("sgd", 0.5, clip=None, param_bounds={"u": (-1.1, 1.1)})
+    updates, _ = opt.update(grads, opt.init(params), params)
+    new = optax.apply_updates(params, updates)
+    np.testing.assert_allclose(new["cell"]["u"], [1.0, 1.1, -1.1], rtol=1e-6)  # 1.5 and -1.5 projected
+    np.testing.assert_allclose(new["cell"]["w_x"], [1.0, 1.5, -1.5], rtol=1e-6)  # not named: a plain step
+    with pytest.raises(ValueError, match="low must be <= high"):
+        rnnjax.make_optimizer("sgd", 0.1, param_bounds={"u": (1.0, -1.0)})
+    with pytest.raises(ValueError, match="needs the params"):
+        opt.update(grads, opt.init(params))
+
+
+def test_the_experiments_bound_indrnn_by_the_task_length():
+    """|u| ≤ 2^{1/T} with T the task's length (Li et al. 2018), u drawn from [(1/2)^{1/T}, 1]."""
+    from experiments import _common, adding
+
+    cfg = adding.Config(cell="indrnn", hidden=4, length=100, clip="none", learning_rate=10.0)
+    cell = _common.make_cell("indrnn", 4, t_max=100)
+    u0 = cell.init(jax.random.key(0), 2)["u"]
+    assert 0.5 ** (1 / 100) <= u0.min() and u0.max() <= 1.0
+    params = {"cell": {"u": u0}}
+    opt = _common.make_optimizer(cfg, t_max=100)
+    updates, _ = opt.update({"cell": {"u": -jnp.ones(4)}}, opt.init(params), params)  # a huge step up
+    np.testing.assert_allclose(optax.apply_updates(params, updates)["cell"]["u"], 2 ** (1 / 100), rtol=1e-6)
+    assert _common.PARAM_BOUNDS["indrnn"](None) is None  # a task without a length: unbounded
