@@ -35,7 +35,8 @@ CELLS = {
     "exp_rnn": lambda h, t: rnnjax.exp_rnn(h),  # Henaff init, the paper's for the copy task
     "exp_rnn_cayley": lambda h, t: rnnjax.exp_rnn(h, init="cayley"),  # rotations near the identity (its MNIST init)
     # elementwise recurrence, |u| bounded by the optimiser (Li et al. 2018; PARAM_BOUNDS)
-    "indrnn": lambda h, t: rnnjax.indrnn(h, recurrent_init=(0.0, 1.0) if t is None else (0.5 ** (1 / t), 1.0)),
+    "indrnn": lambda h, t: rnnjax.indrnn(h, recurrent_init=(0.0, 1.0) if t is None else (0.5 ** (1 / t), 1.0),
+                                         input_scale=1e-3),  # the paper's input init for the adding problem
     # linear recurrences with a parallel scan (rnnjax.linear; rnnjax.unroll picks it on GPU/TPU)
     "min_gru": lambda h, t: rnnjax.min_gru(h),
     "min_lstm": lambda h, t: rnnjax.min_lstm(h),

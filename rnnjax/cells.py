@@ -355,7 +355,7 @@ def exp_rnn(hidden_size: int, activation: str = "modrelu", init: str = "henaff")
 
 
 def indrnn(hidden_size: int, activation: str = "relu", recurrent_init=(0.0, 1.0),
-           input_init: str = "glorot_uniform") -> Cell:
+           input_init: str = "glorot_uniform", input_scale=None) -> Cell:
     """The independently recurrent network (IndRNN; Li, Li, Cook, Zhu & Gao 2018, "Independently recurrent
     neural network (IndRNN): building a longer and deeper RNN", CVPR): each unit its own scalar recurrence,
 
@@ -370,7 +370,9 @@ def indrnn(hidden_size: int, activation: str = "relu", recurrent_init=(0.0, 1.0)
 
     Init: ``u ~ U(recurrent_init)`` (the paper draws the last layer's from ``[(1/2)^{1/T}, 1]`` for long
     tasks, so every unit keeps at least half its value over ``T`` steps); ``w_x`` by ``input_init`` as in
-    :func:`rnn`; ``b`` zero.
+    :func:`rnn`, or ``N(0, input_scale²)`` where ``input_scale`` is given (the paper's 0.001 on the adding
+    problem: a unit with ``u ≈ 1`` sums its input over all ``T`` steps, so large input weights start the
+    model's outputs at hundreds); ``b`` zero.
     """
     hidden_size = _checks.hidden_size(hidden_size)
     g = ACTIVATIONS[_checks.choice(activation, ACTIVATIONS, "activation")]
@@ -380,11 +382,16 @@ def indrnn(hidden_size: int, activation: str = "relu", recurrent_init=(0.0, 1.0)
         raise ValueError(f"indrnn: recurrent_init must be a pair (low, high), got {recurrent_init!r}") from None
     if not lo <= hi:
         raise ValueError(f"indrnn: recurrent_init must have low <= high, got {recurrent_init!r}")
-    w_x_init = inits.input_(input_init, hidden_size)
+    if input_scale is None:
+        w_x_init = inits.input_(input_init, hidden_size)
+    elif not float(input_scale) > 0:
+        raise ValueError(f"indrnn: input_scale must be positive, got {input_scale!r}")
+    else:
+        w_x_init = jax.nn.initializers.normal(float(input_scale))
 
     def init_fn(key, input_size):
         kx, ku = jax.random.split(key)
-        return {"w_x": w_x_init(kx, (input_size, hidden_size)),
+        return {"w_x": w_x_init(kx, (input_size, hidden_size), float),
                 "u": jax.random.uniform(ku, (hidden_size,), float, lo, hi),
                 "b": jnp.zeros((hidden_size,))}
 

@@ -212,6 +212,11 @@ def test_indrnn_init_and_bad_arguments():
                         for k in range(8)])
     assert 0.25 <= u.min() and u.max() <= 1.0
     np.testing.assert_allclose(np.quantile(u, [0.25, 0.5, 0.75]), 0.25 + 0.75 * np.array([0.25, 0.5, 0.75]), atol=0.03)
+    w_x = np.asarray(rnnjax.indrnn(512, input_scale=1e-3).init(jax.random.key(0), 8)["w_x"])  # the paper's N(0, 0.001²)
+    np.testing.assert_allclose(w_x.std(), 1e-3, rtol=0.05)
+    assert abs(w_x.mean()) < 1e-4
+    with pytest.raises(ValueError, match="input_scale must be positive"):
+        rnnjax.indrnn(4, input_scale=0.0)
     with pytest.raises(ValueError, match="low <= high"):
         rnnjax.indrnn(4, recurrent_init=(1.0, 0.5))
     with pytest.raises(ValueError, match="a pair"):
