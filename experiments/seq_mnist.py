@@ -4,6 +4,7 @@
     python -m experiments.seq_mnist --variant=pixel --cell=irnn --out runs/mnist-pixel-irnn
     python -m experiments.seq_mnist --variant=permuted --cell=lstm --remat=28 --out runs/mnist-perm-lstm
     python -m experiments.seq_mnist --quick --out /tmp/mnist                        # 2,000 images, a smoke run
+    python -m experiments.seq_mnist --variant=pixel --cell=exp_rnn_cayley --steps=12000 --seed=1 --seeds=2 --out runs/mnist-pixel-exp_rnn-seeds
     python -m experiments.seq_mnist figure runs/mnist-pixel-* runs/mnist-perm-* --out runs/mnist-gradient-flow.png
 
 The benchmark of the initialisation and gating literature: Le, Jaitly & Hinton (2015) read MNIST pixel
@@ -59,6 +60,7 @@ class Config(_common.TrainConfig):
     train_subset: int = 0
     eval_subset: int = 0
     grad_norm_images: int = 32
+    seeds: int = 1  # > 1: seed, seed + 1, ... each in OUT/seed-K, their test accuracies in OUT/seeds.json
 
 
 QUICK = dict(hidden=32, batch=32, steps=150, eval_every=75, checkpoint_every=75, learning_rate=3e-3,
@@ -143,6 +145,16 @@ def build(cfg: Config, data=None) -> Experiment:
 
 
 def run(cfg: Config, out=None, progress: bool = True, data=None):
+    """Trains and tests; returns ``(state, history, test accuracy)``, or with ``seeds > 1`` every seed in turn
+    (the data read once) and their summary (``_common.over_seeds``: median, min and max test accuracy)."""
+    if cfg.seeds > 1:
+        data = mnist.load() if data is None else data
+
+        def one(cfg_k, folder):
+            _, history, test = run(cfg_k, folder, progress, data)
+            return history[:-1] + [{**history[-1], "test_accuracy": test}]
+
+        return _common.over_seeds(cfg, out, one, "test_accuracy")
     exp = build(cfg, data)
     print(f"sequential MNIST ({cfg.variant}), {cfg.cell}({cfg.hidden}), batch {cfg.batch}, {cfg.steps} steps")
     start = time.perf_counter()

@@ -55,3 +55,17 @@ def test_figure_refuses_missing_runs_and_bad_usage(tmp_path):
         seq_mnist.figure([], tmp_path / "f.png")
     with pytest.raises(SystemExit):
         seq_mnist.main(["figure", str(tmp_path)])  # no --out
+
+
+def test_seeds_run_in_their_own_folders_and_summarise_the_test_accuracy(tmp_path, capsys):
+    """Issue 19: seeds as an axis of the results; each seed resumes on its own, the data is read once."""
+    base = dict(seq_mnist.QUICK, steps=4, eval_every=2, checkpoint_every=2, train_subset=256, hidden=8)
+    summary = seq_mnist.run(seq_mnist.Config(**base, seed=3, seeds=2), out=tmp_path, progress=False)
+    assert [r["seed"] for r in summary["seeds"]] == [3, 4] and summary["metric"] == "test_accuracy"
+    for r in summary["seeds"]:
+        result = json.loads((tmp_path / f"seed-{r['seed']}" / "result.json").read_text())
+        assert result["test_accuracy"] == r["test_accuracy"] and result["config"]["seed"] == r["seed"]
+    accs = [r["test_accuracy"] for r in summary["seeds"]]
+    assert summary["median"] == pytest.approx(sum(accs) / 2) and summary["min"] == min(accs)
+    assert json.loads((tmp_path / "seeds.json").read_text()) == summary
+    assert "2 seeds: test_accuracy median" in capsys.readouterr().out
