@@ -368,8 +368,8 @@ def indrnn(hidden_size: int, activation: str = "relu", recurrent_init=(0.0, 1.0)
 
     Shapes: ``x_t`` ``[D]``, ``h_t`` ``[H]``; params ``w_x`` ``[D, H]``, ``u`` ``[H]``, ``b`` ``[H]``.
 
-    Init: ``u ~ U(recurrent_init)`` (the paper draws the last layer's from ``[(1/2)^{1/T}, 1]`` for long
-    tasks, so every unit keeps at least half its value over ``T`` steps); ``w_x`` by ``input_init`` as in
+    Init: ``u ~ U(recurrent_init)`` (the experiments use ``[(1/2)^{1/T}, 1]``, so every unit starts out
+    keeping at least half its value over ``T`` steps); ``w_x`` by ``input_init`` as in
     :func:`rnn`, or ``N(0, input_scale²)`` where ``input_scale`` is given (the paper's 0.001 on the adding
     problem: a unit with ``u ≈ 1`` sums its input over all ``T`` steps, so large input weights start the
     model's outputs at hundreds); ``b`` zero.
