@@ -40,6 +40,12 @@ def record_grad_norm() -> optax.GradientTransformation:
     return optax.GradientTransformation(init, update)
 
 
+def _by_key(table, path):
+    """``table[k]`` where the leaf at ``path`` is stored under the dict key ``k`` (at any depth), else None."""
+    last = path[-1] if path else None
+    return table.get(last.key) if isinstance(last, jax.tree_util.DictKey) else None
+
+
 def scale_by_name(scales: Mapping[str, float]) -> optax.GradientTransformation:
     """Multiplies the update of every leaf stored under a dict key in ``scales`` by its factor; others pass.
 
@@ -50,8 +56,7 @@ def scale_by_name(scales: Mapping[str, float]) -> optax.GradientTransformation:
     scales = dict(scales)
 
     def factor(path):
-        last = path[-1] if path else None
-        return scales.get(last.key) if isinstance(last, jax.tree_util.DictKey) else None
+        return _by_key(scales, path)
 
     def update(updates, state, params=None):
         del params
@@ -76,8 +81,7 @@ def bound_by_name(bounds: Mapping[str, tuple[float, float]]) -> optax.GradientTr
             raise ValueError(f"param_bounds[{key!r}]: low must be <= high, got {(lo, hi)}")
 
     def bound(path):
-        last = path[-1] if path else None
-        return bounds.get(last.key) if isinstance(last, jax.tree_util.DictKey) else None
+        return _by_key(bounds, path)
 
     def update(updates, state, params=None):
         if params is None:
