@@ -58,7 +58,7 @@ def test_figure_refuses_missing_runs_and_bad_usage(tmp_path):
 
 
 def test_seeds_run_in_their_own_folders_and_summarise_the_test_accuracy(tmp_path, capsys):
-    """Issue 19: seeds as an axis of the results; each seed resumes on its own, the data is read once."""
+    """Issue 19: seeds as an axis of the results, each in its own run folder, summarised in seeds.json."""
     base = dict(seq_mnist.QUICK, steps=4, eval_every=2, checkpoint_every=2, train_subset=256, hidden=8)
     summary = seq_mnist.run(seq_mnist.Config(**base, seed=3, seeds=2), out=tmp_path, progress=False)
     assert [r["seed"] for r in summary["seeds"]] == [3, 4] and summary["metric"] == "test_accuracy"
