@@ -262,3 +262,19 @@ def test_the_experiments_bound_indrnn_by_the_task_length():
     updates, _ = opt.update({"cell": {"u": -jnp.ones(4)}}, opt.init(params), params)  # a huge step up
     np.testing.assert_allclose(optax.apply_updates(params, updates)["cell"]["u"], 2 ** (1 / 100), rtol=1e-6)
     assert _common.PARAM_BOUNDS["indrnn"](None) is None  # a task without a length: unbounded
+
+
+def test_copy_task_t_max_sets_the_chrono_range():
+    """``--t_max`` sets the chrono cells' T_max (Tallec & Ollivier use 3T/2 for copy); 0 means the sequence length."""
+    from experiments import copy_memory
+
+    def forget_biases(t_max):
+        cfg = copy_memory.Config(cell="chrono_lstm", hidden=256, length=10, t_max=t_max)
+        state = copy_memory.build(cfg)[0]
+        return np.asarray(state.params["cell"]["b"][256:512])
+
+    default, wide = np.exp(forget_biases(0)), np.exp(forget_biases(1000))
+    assert 1 - 1e-4 <= default.min() and default.max() <= 10 + 2 * copy_memory.N_COPY - 1 + 1e-3
+    assert wide.max() > 500  # 256 draws from U(1, 999): below 500 with chance 2^-256
+    with pytest.raises(ValueError, match="t_max must be at least 0"):
+        copy_memory.Config(t_max=-1)
