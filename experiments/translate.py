@@ -6,6 +6,7 @@
     python -m experiments.translate --quick --out /tmp/translate       # reversing digit strings, to 100%
     python -m experiments.translate --task=addition --attention=true --out runs/addition   # "123+45" -> "168"
     python -m experiments.translate --task=en-fr --subwords=4000 --max_src_len=80 --max_len=100 --out runs/translate-en-fr
+    python -m experiments.translate --ablations=true --steps=4000 --out runs/translate-ablations   # the recipe's parts
 
 The word-level models without the recipe (the comparison of 2026-11-25: (a) plain, (b) source reversed,
 (c) Luong attention) are these flags, then nothing more, ``--reverse_source=true`` or ``--attention=true``:
@@ -48,6 +49,9 @@ The low-resource recipe of Sennrich & Zhang 2019 is the default: BPE pieces (``-
 bidirectional encoder with attention, ``--dropout=0.3``, ``--word_dropout=0.1``, ``--tie_embeddings``,
 ``--label_smoothing=0.1``, small batches (32), Adam 1e-3 halved after ``--lr_patience=3`` evaluations without a
 better validation BLEU (``--lr_decay=0.5``), and early stopping after ``--patience=8`` of them.
+``--ablations=true`` trains the config and, beside it, each part of the recipe switched off on its own
+(:data:`ABLATIONS`; the dictionary entries switched on), each in its own resumable folder ``OUT/NAME``, and
+writes ``OUT/ablations.json``: every run's best validation score and its step (no test decoding).
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ class Config(_common.TrainConfig):
     min_count: int = 3
     subwords: int = 2000  # 0: words; N: a sentencepiece BPE model of N pieces per language
     dictionary_entries: int = 0  # de-en: up to N word/phrase entries of the dictionary as extra training pairs
+    ablations: bool = False  # also train each part of the recipe switched off (ABLATIONS), in OUT/NAME each
     # the low-resource recipe (Sennrich & Zhang 2019), on by default: see rnnjax.models.seq2seq
     bidirectional: bool = True  # the encoder reads both ways (Bahdanau et al. 2015)
     dropout: float = 0.3  # embeddings, decoder outputs, attention output
@@ -139,6 +144,22 @@ class Config(_common.TrainConfig):
 QUICK = dict(task="reverse", attention=True, hidden=64, embed=32, batch=64, steps=800, eval_every=400, checkpoint_every=400, max_len=10,
              max_src_len=8, learning_rate=5e-3, min_count=1, subwords=0, bidirectional=False, dropout=0.0, word_dropout=0.0,
              tie_embeddings=False, label_smoothing=0.0, patience=0, lr_decay=1.0)
+
+
+ABLATIONS = {
+    "words": ("words, not subword pieces", {"subwords": 0}),
+    "unidirectional": ("a unidirectional encoder", {"bidirectional": False}),
+    "no-dropout": ("no dropout", {"dropout": 0.0}),
+    "no-word-dropout": ("no word dropout", {"word_dropout": 0.0}),
+    "untied": ("untied output embeddings", {"tie_embeddings": False}),
+    "no-label-smoothing": ("no label smoothing", {"label_smoothing": 0.0}),
+    "no-lr-decay": ("no learning-rate decay on a plateau", {"lr_decay": 1.0}),
+    "no-attention": ("no attention", {"attention": False}),
+    "dictionary": ("plus 20,000 dictionary entries", {"dictionary_entries": 20000}),
+}
+"""``--ablations``: ``{folder: (what, the config's fields changed)}``, each run beside the config as given
+(``OUT/config``); a change that leaves the config as it is (the option already off) or that the task
+refuses (the dictionary outside de-en) is not run."""
 
 
 class TranslateError(ValueError):
@@ -358,9 +379,12 @@ def score(cfg: Config, tgt_vocab, outputs, references, seg: Segmenter | None = N
     return result
 
 
-def run(cfg: Config, out=None, progress: bool = True, pairs: dict | None = None):
-    """Trains, then scores the test split; ``pairs`` (``{"train", "validation", "test"}: [(source, target)]``)
-    replaces the task's data (tests use a small corpus)."""
+def run(cfg: Config, out=None, progress: bool = True, pairs: dict | None = None, test: bool = True):
+    """Trains, then scores the test split (``test=False``: not); ``pairs`` (``{"train", "validation",
+    "test"}: [(source, target)]``) replaces the task's data (tests use a small corpus). ``cfg.ablations``:
+    :func:`run_ablations`."""
+    if cfg.ablations:
+        return run_ablations(cfg, out, progress, pairs)
     out = pathlib.Path(out or "runs/translate")
     pairs = load(cfg) if pairs is None else pairs
     # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
@@ -411,10 +435,14 @@ def run(cfg: Config, out=None, progress: bool = True, pairs: dict | None = None)
                                     on_eval=selection.on_eval, stop=selection.stop if cfg.patience else None)
         train_s = time.perf_counter() - start
         state, selected = selection.best(state)
-        test_src, _, refs = data.splits["test"]
         result = {"steps": int(state.step), "selected_step": selected, "train_wall_s": train_s,
-                  "validation_xent": history[-1].get("eval_xent"),
-                  "truncated_test_sources": sum(len(data.src_seg.split(s)) > cfg.max_src_len for s, _ in pairs["test"])}
+                  "train_s": history[-1].get("train_s", train_s),  # over every sitting of a resumed run
+                  "validation_xent": history[-1].get("eval_xent"), f"validation_{measure}": selection.best_score()}
+        if not test:
+            (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+            return result
+        test_src, _, refs = data.splits["test"]
+        result["truncated_test_sources"] = sum(len(data.src_seg.split(s)) > cfg.max_src_len for s, _ in pairs["test"])
         (out / "test_references.txt").write_text("".join(f"{r}\n" for r in refs))
         for name, beam in (("greedy", 1), (f"beam{cfg.beam}", cfg.beam)):
             t0 = time.perf_counter()
@@ -448,9 +476,16 @@ class Selection:
             shutil.rmtree(out / "best")
             self.saver = Checkpointer(out / "best", max_to_keep=1)
 
+    def _values(self) -> list[float]:
+        return [r[self.metric] for r in run_dir.read_metrics(self.out / "metrics.jsonl") if self.metric in r]
+
     def since_best(self) -> int:
-        values = [r[self.metric] for r in run_dir.read_metrics(self.out / "metrics.jsonl") if self.metric in r]
+        values = self._values()
         return len(values) - 1 - int(np.argmax(values))  # the first of equal scores counts
+
+    def best_score(self) -> float | None:
+        """The best evaluation's score (``None`` before the first)."""
+        return max(self._values(), default=None)
 
     def on_eval(self, state, history):
         since = self.since_best()
@@ -472,6 +507,37 @@ class Selection:
             return state, int(state.step)
         restored, _ = self.saver.restore(state)
         return state._replace(params=restored.params), step
+
+
+def run_ablations(cfg: Config, out, progress: bool = True, pairs: dict | None = None) -> dict:
+    """Trains ``cfg`` (in ``OUT/config``) and each of its :data:`ABLATIONS` (in ``OUT/NAME``) in turn, each
+    resumable on its own, without test decoding, and writes ``OUT/ablations.json``: per run, what changed,
+    the best validation score, its step and the training time. Returns it."""
+    if out is None:
+        raise ValueError("ablations needs an output folder (--out): each run has its own run folder in it")
+    out = pathlib.Path(out)
+    base = dataclasses.replace(cfg, ablations=False)
+    variants = {"config": ("the config as given", base)}
+    for name, (what, change) in ABLATIONS.items():
+        try:
+            variant = dataclasses.replace(base, **change)
+        except ValueError:  # refused by this task
+            continue
+        if variant != base:
+            variants[name] = (what, variant)
+    measure = "exact_match" if cfg.task in SYNTHETIC else "bleu"
+    rows = []
+    with RunDir(out, dataclasses.asdict(cfg)):
+        for name, (what, variant) in variants.items():
+            result = run(variant, out / name, progress, pairs, test=False)
+            rows.append({"run": name, "what": what, f"validation_{measure}": result[f"validation_{measure}"],
+                         "selected_step": result["selected_step"], "steps": result["steps"], "train_s": result["train_s"]})
+        summary = {"measure": f"validation greedy {measure}", "runs": rows}
+        (out / "ablations.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"ablations ({cfg.task}, {cfg.steps} steps each): best validation greedy {measure} (step)")
+    for row in rows:
+        print(f"  {row['what']:<40} {row[f'validation_{measure}']:.4g} ({row['selected_step']})")
+    return summary
 
 
 # --- translating from a checkpoint ----------------------------------------------------------------

@@ -122,3 +122,28 @@ def test_selection_keeps_the_best_lowers_the_rate_on_a_plateau_and_stops(tmp_pat
         translate.Config(lr_decay=0.5, schedule="cosine")
     with pytest.raises(ValueError, match=r"lr_decay must be in \(0, 1\]"):
         translate.Config(lr_decay=1.5)
+
+
+def test_ablations_train_each_part_switched_off_in_its_own_folder(tmp_path, capsys):
+    """``--ablations``: the config and each recipe part that is on, switched off, one folder each, no test."""
+    tiny = dict(translate.QUICK, hidden=16, embed=8, steps=4, eval_every=2, checkpoint_every=2, bidirectional=True, attention=False)
+    cfg = translate.Config(**tiny, ablations=True)
+    out = tmp_path / "ablations"
+    summary = translate.run(cfg, out=out, progress=False)
+    # QUICK has subwords, dropouts, tying, smoothing and lr decay off, attention is off here, and reverse
+    # has no dictionary: so the config and the unidirectional encoder
+    assert [r["run"] for r in summary["runs"]] == ["config", "unidirectional"]
+    for row in summary["runs"]:
+        folder = out / row["run"]
+        saved = json.loads((folder / "config.json").read_text())
+        assert saved["ablations"] is False
+        change = {} if row["run"] == "config" else translate.ABLATIONS[row["run"]][1]
+        assert {k: saved[k] for k in change} == change
+        scores = [r["eval_exact_match"] for r in map(json.loads, (folder / "metrics.jsonl").read_text().splitlines())
+                  if "eval_exact_match" in r]
+        assert len(scores) == 2 and row["validation_exact_match"] == max(scores) and row["steps"] == 4
+        assert not (folder / "test_references.txt").exists()
+    assert json.loads((out / "ablations.json").read_text()) == summary
+    assert "a unidirectional encoder" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="ablations needs an output folder"):
+        translate.run(cfg, out=None, progress=False)
