@@ -192,7 +192,7 @@ def train(cfg: TrainConfig, parts, out=None, progress: bool = True):
         log_every=50,
         checkpoint_every=cfg.checkpoint_every,
         progress=progress,
-        config=dataclasses.asdict(cfg),
+        config=cfg,
     )
 
 
@@ -206,7 +206,7 @@ def over_seeds(cfg, out, run_one, metric: str, below: float | None = None):
         raise ValueError(f"seeds={cfg.seeds} needs an output folder (--out): each seed has its own run folder in it")
     out = pathlib.Path(out)
     rows = []
-    with rnnjax.run_dir.RunDir(out, dataclasses.asdict(cfg)):
+    with rnnjax.run_dir.RunDir(out, cfg):
         for k in range(cfg.seeds):
             one = dataclasses.replace(cfg, seed=cfg.seed + k, seeds=1)
             start = time.perf_counter()

@@ -98,7 +98,7 @@ def run(cfg: Config, out=None, progress: bool = True):
     validation = _lm.evaluator(model, vocab.encode(splits["validation"]), starts=starts["validation"])
     test = _lm.evaluator(model, vocab.encode(splits["test"]), starts=starts["test"])
     # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
-    with RunDir(out, dataclasses.asdict(cfg)) as held:
+    with RunDir(out, cfg) as held:
         run_dir.save_vocabs(out, {"chars": vocab})  # what `sample` reads: no need to load the corpus again
         print(f"char LM: {cfg.layers} x {cfg.cell}({cfg.hidden}), vocab {vocab.size}, "
               f"{len(splits['train']):,} training characters, {cfg.steps} steps of {cfg.batch} x {cfg.length}")

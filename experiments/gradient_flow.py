@@ -222,7 +222,7 @@ def figure_truncation(cfg, out, key, trained=None, data=None):
 
 def run(cfg: Config, out=None):
     # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
-    with RunDir(out or "runs/gradient_flow", dataclasses.asdict(cfg)) as held:
+    with RunDir(out or "runs/gradient_flow", cfg) as held:
         return _figures(cfg, held.path)
 
 

@@ -295,7 +295,7 @@ def run(cfg: Config, out=None, progress: bool = True):
     fold_of = reviews.folds(data.labels, cfg.folds, seed=0)
     run_folds = cfg.run_folds or cfg.folds
     # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
-    with run_dir.RunDir(out, dataclasses.asdict(cfg)):
+    with run_dir.RunDir(out, cfg):
         return _cross_validate(cfg, out, data, words, fold_of, run_folds, progress)
 
 

@@ -108,7 +108,7 @@ def run(cfg: Config, out=None, progress: bool = True):
     hp = sweep.grid(learning_rate=lrs, clip_threshold=clips, seed=list(range(cfg.seeds)))
     # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir). Over
     # several processes (experiments/launch.py) all of them train; process 0 alone holds and writes the folder.
-    with RunDir(out, dataclasses.asdict(cfg)) if parallel.is_main() else contextlib.nullcontext():
+    with RunDir(out, cfg) if parallel.is_main() else contextlib.nullcontext():
         return _sweep(cfg, out, cells, lrs, clips, hp)
 
 

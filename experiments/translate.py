@@ -388,7 +388,7 @@ def run(cfg: Config, out=None, progress: bool = True, pairs: dict | None = None,
     out = pathlib.Path(out or "runs/translate")
     pairs = load(cfg) if pairs is None else pairs
     # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
-    with RunDir(out, dataclasses.asdict(cfg)) as held:
+    with RunDir(out, cfg) as held:
         data = prepare(cfg, pairs, learn_subwords(cfg, pairs, out))
         model = build_model(cfg, (data.src_vocab.size, data.tgt_vocab.size))
         saved = {}
@@ -527,7 +527,7 @@ def run_ablations(cfg: Config, out, progress: bool = True, pairs: dict | None = 
             variants[name] = (what, variant)
     measure = "exact_match" if cfg.task in SYNTHETIC else "bleu"
     rows = []
-    with RunDir(out, dataclasses.asdict(cfg)):
+    with RunDir(out, cfg):
         for name, (what, variant) in variants.items():
             result = run(variant, out / name, progress, pairs, test=False)
             rows.append({"run": name, "what": what, f"validation_{measure}": result[f"validation_{measure}"],

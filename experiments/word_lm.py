@@ -71,7 +71,7 @@ def run(cfg: Config, out=None, progress: bool = True):
     state, step, batch_fn = _lm.training(cfg, model, ids["train"])
     validation, test = _lm.evaluator(model, ids["validation"]), _lm.evaluator(model, ids["test"])
     # The folder is this run's until it returns: locked, its config saved or compared (rnnjax.run_dir).
-    with RunDir(out, dataclasses.asdict(cfg)) as held:
+    with RunDir(out, cfg) as held:
         start = time.perf_counter()
         state, history = rnnjax.fit(
             step, state, batch_fn, cfg.steps, out_dir=held, eval_fn=lambda p: {"nats": validation(p)},

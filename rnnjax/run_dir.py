@@ -20,6 +20,7 @@ finished run's settings back.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -39,6 +40,15 @@ def _normalised(config: dict) -> dict:
     return json.loads(json.dumps(config))  # tuples become lists, as they read back from config.json
 
 
+def _settings(config) -> tuple[dict, dict]:
+    """``(settings, defaults)`` of a config: a dict has no defaults; a dataclass instance gives its fields and
+    the defaults of those that have one."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        defaults = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
+        return _normalised(dataclasses.asdict(config)), _normalised(defaults)
+    return _normalised(config), {}
+
+
 def _write_atomically(path: pathlib.Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -46,13 +56,18 @@ def _write_atomically(path: pathlib.Path, text: str) -> None:
 
 
 class RunDir:
-    """Owns ``path`` for one run: takes the lock, then saves or checks ``config`` (a JSON-able dict).
+    """Owns ``path`` for one run: takes the lock, then saves or checks ``config`` (a JSON-able dict, or a
+    dataclass instance of JSON-able fields: an experiment's frozen ``Config``).
+
+    A dataclass config resumes a run saved before a field was added to it when the field is at its default
+    (the run was made with what the default does), so a run folder outlives a new option; a dict, or a new
+    field set to another value, is compared as it is.
 
     Use as a context manager, or call :meth:`close`. Raises :class:`RunDirError` (and holds nothing) when
     the folder is in use or holds a run with another config; ``OSError`` when it cannot be written.
     """
 
-    def __init__(self, path, config: dict | None = None, fresh: bool = False):
+    def __init__(self, path, config=None, fresh: bool = False):
         """``fresh``: start over, deleting what a previous run left in the folder (see :func:`start_over`)."""
         self.path = check_writable(path)
         self._lock = open(self.path / ".lock", "a+")
@@ -75,19 +90,20 @@ class RunDir:
             if fresh:
                 self._empty()
             if config is not None:
-                self._check_config(_normalised(config))
+                self._check_config(*_settings(config))
         except BaseException:
             self.close()
             raise
 
-    def _check_config(self, config: dict) -> None:
+    def _check_config(self, config: dict, defaults: dict) -> None:
         path = self.path / "config.json"
         if not path.exists():
             _write_atomically(path, json.dumps(config, indent=2) + "\n")
             return
         saved = json.loads(path.read_text())
         missing = object()
-        differ = sorted(k for k in set(saved) | set(config) if saved.get(k, missing) != config.get(k, missing))
+        # a key the saved run lacks reads as its default: a field added since, which the run did not set
+        differ = sorted(k for k in set(saved) | set(config) if saved.get(k, defaults.get(k, missing)) != config.get(k, missing))
         if differ:
             detail = ", ".join(
                 f"{k}: saved {saved.get(k, '(absent)')!r}, now {config.get(k, '(absent)')!r}" for k in differ

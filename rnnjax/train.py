@@ -144,7 +144,7 @@ def fit(
     resume: bool = True,
     progress: bool = True,
     plot: bool = True,
-    config: dict | None = None,
+    config=None,
     stop: Callable[[list[dict]], bool] | None = None,
     on_eval: Callable[[TrainState, list[dict]], TrainState] | None = None,
 ):
@@ -164,8 +164,9 @@ def fit(
       eval_fn: ``eval_fn(params) -> dict of scalars``, run every ``eval_every`` steps and at the end.
       checkpoint_every: save every so many steps (and at the end); 0 saves only at the end.
       resume: continue from the newest checkpoint in ``out_dir`` if there is one.
-      config: the run's settings (a JSON-able dict), saved to ``out_dir/config.json`` at the start and
-        compared with it on a resume (:mod:`rnnjax.run_dir`: the folder is locked for the run, a changed
+      config: the run's settings (a JSON-able dict, or a dataclass such as an experiment's ``Config``: a
+        field added since the run was saved then resumes it at its default), saved to
+        ``out_dir/config.json`` at the start and compared with it on a resume (:mod:`rnnjax.run_dir`: the folder is locked for the run, a changed
         config is refused, ``metrics.jsonl`` keeps each step once, ``metrics.json`` never loses keys).
       stop: early stopping: ``stop(history)`` is called after each evaluation; ``True`` ends training at
         that step (checkpointed when there is a folder), e.g. after so many evaluations without a better one.

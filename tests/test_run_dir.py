@@ -132,6 +132,32 @@ def test_the_lock_is_held_for_the_run_and_released_after(tmp_path):
         pass
 
 
+def test_a_dataclass_config_resumes_a_run_saved_before_a_field_was_added_at_its_default(tmp_path):
+    """Runs span sessions while the code grows: an option added since (at its default) keeps the run."""
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Old:
+        lr: float = 0.1
+        sizes: tuple = (2, 3)
+
+    @dataclasses.dataclass(frozen=True)
+    class New(Old):
+        t_max: int = 0
+
+    with RunDir(tmp_path, Old()):
+        pass
+    assert json.loads((tmp_path / "config.json").read_text()) == {"lr": 0.1, "sizes": [2, 3]}
+    with RunDir(tmp_path, New()):  # the new field at its default: the same run
+        pass
+    with pytest.raises(RunDirError, match=r"another config \(t_max: saved '\(absent\)', now 750\)"):
+        RunDir(tmp_path, New(t_max=750))
+    with pytest.raises(RunDirError, match=r"another config \(lr: saved 0.1, now 0.2\)"):
+        RunDir(tmp_path, New(lr=0.2))
+    with pytest.raises(RunDirError, match=r"t_max: saved '\(absent\)', now 0"):  # a dict has no defaults
+        RunDir(tmp_path, dataclasses.asdict(New()))
+
+
 def test_vocabularies_round_trip_and_a_swapped_one_is_refused(tmp_path):
     """One save/load of a trained run's vocabularies (issue 18: sentiment and translate each had their own)."""
     from rnnjax.datasets import tokens
