@@ -379,6 +379,11 @@ def score(cfg: Config, tgt_vocab, outputs, references, seg: Segmenter | None = N
     return result
 
 
+def validation_measure(cfg: Config) -> str:
+    """The validation score that selects the checkpoint: exact match for the synthetic tasks, else BLEU."""
+    return "exact_match" if cfg.task in SYNTHETIC else "bleu"
+
+
 def run(cfg: Config, out=None, progress: bool = True, pairs: dict | None = None, test: bool = True):
     """Trains, then scores the test split (``test=False``: not); ``pairs`` (``{"train", "validation",
     "test"}: [(source, target)]``) replaces the task's data (tests use a small corpus). ``cfg.ablations``:
@@ -417,7 +422,7 @@ def run(cfg: Config, out=None, progress: bool = True, pairs: dict | None = None,
             return make_batch([sources[j] for j in idx], [targets[j] for j in idx])
 
         jloss, greedy = jax.jit(loss), decoder(cfg, model, 1)
-        measure = "exact_match" if cfg.task in SYNTHETIC else "bleu"  # the validation score that selects
+        measure = validation_measure(cfg)
 
         def evaluate(params):
             src, tgt, refs = data.splits["validation"]
@@ -525,7 +530,7 @@ def run_ablations(cfg: Config, out, progress: bool = True, pairs: dict | None = 
             continue
         if variant != base:
             variants[name] = (what, variant)
-    measure = "exact_match" if cfg.task in SYNTHETIC else "bleu"
+    measure = validation_measure(cfg)
     rows = []
     with RunDir(out, cfg):
         for name, (what, variant) in variants.items():
