@@ -161,6 +161,12 @@ class TrainConfig(OptimizerConfig):
     # false: the plain sequential lax.scan of the cell's step. The same function and gradients up to rounding.
     fast: bool = True
 
+    def extendable(self) -> tuple[str, ...]:
+        """Settings a resumed run may raise (:class:`rnnjax.run_dir.RunDir`): ``steps`` when the learning rate
+        does not depend on it (a constant schedule), so rerunning a finished run's command with a larger
+        ``--steps`` continues it from its last checkpoint; a cosine schedule is stretched by it, so not then."""
+        return ("steps",) if self.schedule == "constant" else ()
+
 
 def make_optimizer(cfg: OptimizerConfig, steps: int | None = None, t_max: int | None = None):
     """``rnnjax.make_optimizer`` from a config: ``schedule`` is ``constant`` or ``cosine`` (to lr/10 over

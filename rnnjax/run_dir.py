@@ -6,7 +6,9 @@ A run folder (``fit(out_dir=...)``) holds ``config.json``, ``metrics.jsonl``, ``
 - **one run at a time**: an exclusive lock (``fcntl.flock`` on ``.lock``, released by the kernel when the
   process dies however it dies); a second run into the same folder is refused, the first left intact;
 - **the same run on resume**: the config is saved at the start and compared on every later start; a run
-  with other settings is refused with the differing keys named;
+  with other settings is refused with the differing keys named, except a setting the config names as
+  extendable (a run continued for longer: ``steps`` under a constant learning rate) raised, which the
+  saved config then records;
 - **each record once**: on a (re)start, ``metrics.jsonl`` is cut back to the step the run starts from, so
   the steps between the last checkpoint and an interruption are not logged twice; a torn last line (a
   write cut short) is dropped, here and by :func:`read_metrics`.
@@ -40,13 +42,15 @@ def _normalised(config: dict) -> dict:
     return json.loads(json.dumps(config))  # tuples become lists, as they read back from config.json
 
 
-def _settings(config) -> tuple[dict, dict]:
-    """``(settings, defaults)`` of a config: a dict has no defaults; a dataclass instance gives its fields and
-    the defaults of those that have one."""
+def _settings(config) -> tuple[dict, dict, tuple]:
+    """``(settings, defaults, extendable)`` of a config: a dict has no defaults and nothing extendable; a
+    dataclass instance gives its fields, the defaults of those that have one, and the names its
+    ``extendable()`` method returns, if it has one."""
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         defaults = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
-        return _normalised(dataclasses.asdict(config)), _normalised(defaults)
-    return _normalised(config), {}
+        extendable = tuple(config.extendable()) if hasattr(config, "extendable") else ()
+        return _normalised(dataclasses.asdict(config)), _normalised(defaults), extendable
+    return _normalised(config), {}, ()
 
 
 def _write_atomically(path: pathlib.Path, text: str) -> None:
@@ -61,7 +65,10 @@ class RunDir:
 
     A dataclass config resumes a run saved before a field was added to it when the field is at its default
     (the run was made with what the default does), so a run folder outlives a new option; a dict, or a new
-    field set to another value, is compared as it is.
+    field set to another value, is compared as it is. A dataclass config may also have a method
+    ``extendable()`` naming numeric settings that a resumed run may raise, and only raise: the number of
+    updates of a run whose learning rate does not depend on it, so a finished run can be continued for
+    longer (``config.json`` then records the new value, and a later resume compares with it).
 
     Use as a context manager, or call :meth:`close`. Raises :class:`RunDirError` (and holds nothing) when
     the folder is in use or holds a run with another config; ``OSError`` when it cannot be written.
@@ -95,7 +102,7 @@ class RunDir:
             self.close()
             raise
 
-    def _check_config(self, config: dict, defaults: dict) -> None:
+    def _check_config(self, config: dict, defaults: dict, extendable: tuple = ()) -> None:
         path = self.path / "config.json"
         if not path.exists():
             _write_atomically(path, json.dumps(config, indent=2) + "\n")
@@ -104,6 +111,11 @@ class RunDir:
         missing = object()
         # a key the saved run lacks reads as its default: a field added since, which the run did not set
         differ = sorted(k for k in set(saved) | set(config) if saved.get(k, defaults.get(k, missing)) != config.get(k, missing))
+        extended = [k for k in differ if k in extendable and k in saved and config.get(k, missing) is not missing
+                    and config[k] > saved[k]]
+        differ = [k for k in differ if k not in extended]
+        if extended and not differ:  # the same run, continued for longer: the saved config says so from now on
+            _write_atomically(path, json.dumps({**saved, **{k: config[k] for k in extended}}, indent=2) + "\n")
         if differ:
             detail = ", ".join(
                 f"{k}: saved {saved.get(k, '(absent)')!r}, now {config.get(k, '(absent)')!r}" for k in differ

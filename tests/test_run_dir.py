@@ -1,5 +1,6 @@
 """The run-folder contract (rnnjax.run_dir), with real processes where the issue asks for them (issue 18)."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -11,6 +12,7 @@ import time
 import jax
 import pytest
 
+import experiments._common
 import rnnjax
 from rnnjax.checkpoint import Checkpointer
 from rnnjax.run_dir import RunDir, RunDirError, read_metrics
@@ -61,6 +63,32 @@ def test_resume_with_a_changed_config_is_refused_with_the_keys_named(tmp_path):
     assert changed.returncode == 2 and "Traceback" not in changed.stderr
     assert "another config (learning_rate: saved 0.01, now 0.5, seed: saved 0, now 3)" in changed.stderr
     assert (out / "config.json").read_text() == saved
+
+
+def test_a_finished_constant_rate_run_continues_for_longer_as_if_it_had_never_stopped(tmp_path):
+    """Rerunning a finished run's command with a larger --steps continues it from its last checkpoint (the
+    same records as one run of that length); a smaller --steps, or a cosine schedule, which --steps
+    stretches, is refused."""
+    full, grown = tmp_path / "full", tmp_path / "grown"
+    constant = ("--schedule=constant", "--checkpoint_every=50")
+    subprocess.run(adding(full, *constant, steps=150), cwd=ROOT, env=ENV, check=True, capture_output=True)
+    subprocess.run(adding(grown, *constant, steps=100), cwd=ROOT, env=ENV, check=True, capture_output=True)
+    subprocess.run(adding(grown, *constant, steps=150), cwd=ROOT, env=ENV, check=True, capture_output=True)
+    records, expected = read_metrics(grown / "metrics.jsonl"), read_metrics(full / "metrics.jsonl")
+    assert [r["step"] for r in records] == [r["step"] for r in expected] and records[-1]["step"] == 150
+    assert [r["loss"] for r in records] == [r["loss"] for r in expected]
+    assert json.loads((grown / "config.json").read_text())["steps"] == 150  # a later resume compares with 150
+    shorter = subprocess.run(adding(grown, *constant, steps=120), cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert shorter.returncode == 2 and "steps: saved 150, now 120" in shorter.stderr
+
+    @dataclasses.dataclass(frozen=True)
+    class Cosine(experiments._common.TrainConfig):
+        schedule: str = "cosine"
+
+    with RunDir(tmp_path / "cosine", Cosine(steps=100)):
+        pass
+    with pytest.raises(RunDirError, match=r"another config \(steps: saved 100, now 150\)"):
+        RunDir(tmp_path / "cosine", Cosine(steps=150))
 
 
 def test_sigterm_then_resume_logs_each_step_once_with_the_uninterrupted_values(tmp_path):
@@ -134,7 +162,6 @@ def test_the_lock_is_held_for_the_run_and_released_after(tmp_path):
 
 def test_a_dataclass_config_resumes_a_run_saved_before_a_field_was_added_at_its_default(tmp_path):
     """Runs span sessions while the code grows: an option added since (at its default) keeps the run."""
-    import dataclasses
 
     @dataclasses.dataclass(frozen=True)
     class Old:
