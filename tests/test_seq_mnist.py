@@ -69,3 +69,6 @@ def test_seeds_run_in_their_own_folders_and_summarise_the_test_accuracy(tmp_path
     assert summary["median"] == pytest.approx(sum(accs) / 2) and summary["min"] == min(accs)
     assert json.loads((tmp_path / "seeds.json").read_text()) == summary
     assert "2 seeds: test_accuracy median" in capsys.readouterr().out
+    # a rerun (the runs were cut off at a session's end) resumes each finished seed: nothing retrained
+    again = seq_mnist.run(seq_mnist.Config(**base, seed=3, seeds=2), out=tmp_path, progress=False)
+    assert again == summary and "resumed from" in capsys.readouterr().out
