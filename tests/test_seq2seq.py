@@ -126,3 +126,34 @@ def test_bidirectional_encoder_bridges_both_directions_final_carries():
     tgt_in = jnp.array([2, 4])
     changed = model.apply(params, jnp.array([8, 5, 7, 1]), None, tgt_in)
     assert not np.allclose(changed, model.apply(params, src, None, tgt_in))
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_lexical_model_adds_the_attended_source_words_to_the_logits(tie):
+    # Nguyen & Chiang 2018: logits += (tanh(f W_l) + f) W_o with f = tanh(Σ_s a_ts x_s), written out here
+    model = seq2seq(11, 9, rnnjax.lstm(6), 4, attention=True, tie_embeddings=tie, lexical=True)
+    base = seq2seq(11, 9, rnnjax.lstm(6), 4, attention=True, tie_embeddings=tie)
+    params = perturb(model.init(jax.random.key(0)), jax.random.key(1))
+    assert params["lexical"]["w_hidden"].shape == (4, 4) and params["lexical"]["w_out"].shape == (4, 4 if tie else 9)
+    plain = {k: v for k, v in params.items() if k != "lexical"}
+    assert jax.tree.structure(plain) == jax.tree.structure(base.init(jax.random.key(0)))
+    src, tgt_in = jnp.array([3, 5, 7, 1]), jnp.array([2, 4, 6])
+    memory = base.encode(plain, src)
+    hs, _ = rnnjax.stacked(rnnjax.lstm(6), 1).apply(plain["decoder"], plain["tgt_embed"][tgt_in], carry=memory.carry)
+    weights = jax.nn.softmax(hs @ params["attention"]["w_score"] @ memory.outputs.T, axis=-1)  # [T, S]
+    f = jnp.tanh(weights @ params["src_embed"][src])
+    lex = (jnp.tanh(f @ params["lexical"]["w_hidden"]) + f) @ params["lexical"]["w_out"]
+    expected = base.apply(plain, src, None, tgt_in) + (lex @ params["tgt_embed"].T if tie else lex)
+    np.testing.assert_allclose(model.apply(params, src, None, tgt_in), expected, atol=1e-5, rtol=1e-5)
+    # step-by-step decoding reads the same source words (the memory carries their embeddings)
+    memory = model.encode(params, src)
+    np.testing.assert_array_equal(memory.embeddings, params["src_embed"][src])
+    carry, steps = memory.carry, []
+    for token in tgt_in:
+        carry, out = model.step(params, memory, carry, token)
+        steps.append(out)
+    np.testing.assert_allclose(jnp.stack(steps), expected, atol=1e-5, rtol=1e-5)
+    grads = jax.grad(lambda p: jnp.sum(model.apply(p, src, None, tgt_in)))(params)
+    assert all(np.any(g != 0) for g in jax.tree.leaves(grads["lexical"]))
+    with pytest.raises(ValueError, match="lexical=True .* needs attention=True"):
+        seq2seq(11, 9, rnnjax.lstm(6), 4, lexical=True)

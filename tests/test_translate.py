@@ -79,6 +79,7 @@ def test_bleu_is_sacrebleu_on_detokenised_lower_case_output():
 
 
 def test_label_smoothing_is_the_hand_computed_value():
+    import jax
     import jax.numpy as jnp
     import numpy as np
 
@@ -93,6 +94,9 @@ def test_label_smoothing_is_the_hand_computed_value():
         translate.Config(word_dropout=1.5)
     with pytest.raises(ValueError, match="only the de-en task has a dictionary"):
         translate.Config(task="en-fr", dictionary_entries=100)
+    with pytest.raises(ValueError, match="lexical: .* needs --attention=true"):
+        translate.Config(attention=False, lexical=True)
+    assert translate.build_model(translate.Config(lexical=True), (20, 30)).init(jax.random.key(0))["lexical"]["w_out"].shape == (256, 256)
 
 
 def test_selection_keeps_the_best_lowers_the_rate_on_a_plateau_and_stops(tmp_path):

@@ -21,6 +21,13 @@ Regularisation for small corpora (the low-resource recipe of Sennrich & Zhang 20
 the attention output (Srivastava et al. 2014), ``word_dropout``: a whole source word's embedding zeroed
 (Gal & Ghahramani 2016), and ``tie_embeddings``: the output layer reuses the target embedding,
 ``logits = (h W_p) Eᵀ + b`` (Press & Wolf 2017; ``W_p [H, E]``).
+
+With ``lexical=True`` (and attention) the prediction also reads the source *words* the attention points
+at, not only the encoder states (the lexical model of Nguyen & Chiang 2018, "Improving Lexical Choice in
+Neural Machine Translation", part of Sennrich & Zhang's recipe): ``f_t = tanh(Σ_s a_ts x_s)`` over the
+source embeddings ``x_s`` (``[E]``, after dropout when training), ``l_t = tanh(f_t W_l) + f_t``, and
+``l_t W_o`` is added to the logits (``W_l [E, E]``, ``W_o [E, V]``; tied embeddings: ``(l_t W_o) Eᵀ``
+with ``W_o [E, E]``, so the target embedding scores the lexical term too).
 """
 
 from __future__ import annotations
@@ -38,11 +45,13 @@ from rnnjax.types import Cell
 
 class Memory(NamedTuple):
     """What the decoder reads of the source: encoder ``outputs [S, H]`` (``[S, 2H]`` bidirectional), their
-    ``mask [S]`` and the ``carry`` that starts the decoder (the encoder's final one, or its bridge)."""
+    ``mask [S]``, the ``carry`` that starts the decoder (the encoder's final one, or its bridge) and, for
+    the lexical model, the source ``embeddings [S, E]`` (None without it)."""
 
     outputs: jax.Array
     mask: jax.Array
     carry: Any
+    embeddings: jax.Array | None = None
 
 
 class Seq2Seq(NamedTuple):
@@ -74,15 +83,17 @@ def _ids(tokens, name):
 
 def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int, num_layers: int = 1,
             attention: bool = False, fast: bool = True, dropout: float = 0.0, word_dropout: float = 0.0,
-            tie_embeddings: bool = False, bidirectional: bool = False) -> Seq2Seq:
+            tie_embeddings: bool = False, bidirectional: bool = False, lexical: bool = False) -> Seq2Seq:
     """Source embedding → ``num_layers`` × ``cell`` encoder; target embedding → ``num_layers`` × ``cell``
     decoder started from the encoder's final carry; (attention →) linear → logits over the target vocabulary.
 
     Encoder and decoder have separate params and the same architecture (the carry passes between them).
     ``fast``: :func:`rnnjax.unroll`'s fast path for the teacher-forced unrolls (false: the plain scan).
-    ``dropout``, ``word_dropout`` (rates in [0, 1)), ``tie_embeddings`` and ``bidirectional``: see the
-    module docstring.
+    ``dropout``, ``word_dropout`` (rates in [0, 1)), ``tie_embeddings``, ``bidirectional`` and ``lexical``
+    (needs ``attention``): see the module docstring.
     """
+    if lexical and not attention:
+        raise ValueError("seq2seq: lexical=True reads the source words through the attention weights; it needs attention=True")
     src_vocab_size = _checks.hidden_size(src_vocab_size, "src_vocab_size")
     tgt_vocab_size = _checks.hidden_size(tgt_vocab_size, "tgt_vocab_size")
     embed_dim = _checks.hidden_size(embed_dim, "embed_dim")
@@ -114,7 +125,7 @@ def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int
         return tuple(out)
 
     def init(key):
-        ks = jax.random.split(key, 7)
+        ks = jax.random.split(key, 7)  # further params fold in their own keys, so these stay as they were
         params = {
             "src_embed": jax.random.normal(ks[0], (src_vocab_size, embed_dim)) * 0.1,
             "tgt_embed": jax.random.normal(ks[1], (tgt_vocab_size, embed_dim)) * 0.1,
@@ -128,6 +139,10 @@ def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int
             params["attention"] = {"w_score": glorot(ks[5], (hidden, width)), "w_combine": glorot(ks[6], (width + hidden, hidden))}
         if bidirectional:
             params["bridge"] = bridge_init(jax.random.fold_in(key, 7))  # the other keys as without it
+        if lexical:
+            k_hidden, k_out = jax.random.split(jax.random.fold_in(key, 8))
+            out_width = embed_dim if tie_embeddings else tgt_vocab_size
+            params["lexical"] = {"w_hidden": glorot(k_hidden, (embed_dim, embed_dim)), "w_out": glorot(k_out, (embed_dim, out_width))}
         return params
 
     def encode(params, src, src_mask=None, key=None):
@@ -140,7 +155,7 @@ def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int
             k_word, k_embed = jax.random.split(key)
             xs = drop(k_embed, rate, drop(k_word, word_rate, xs, (src.shape[0], 1)))
         outputs, carry = encoder.apply(params["encoder"], xs, mask=mask)
-        return Memory(outputs, mask, bridge(params, carry) if bidirectional else carry)
+        return Memory(outputs, mask, bridge(params, carry) if bidirectional else carry, xs if lexical else None)
 
     def read(params, memory, hs, key=None):
         # hs [T, H] -> logits [T, V]
@@ -155,9 +170,14 @@ def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int
             hs = jnp.tanh(jnp.concatenate([context, hs], axis=-1) @ params["attention"]["w_combine"])
             if key is not None:
                 hs = drop(keys[1], rate, hs)
+        if lexical:  # [T, E]: the attention-weighted source words, through a residual tanh layer
+            words = jnp.tanh(weights @ memory.embeddings)
+            words = (jnp.tanh(words @ params["lexical"]["w_hidden"]) + words) @ params["lexical"]["w_out"]
         if tie_embeddings:
-            return affine((hs @ params["readout"]["proj"]), params["tgt_embed"].T, params["readout"]["b"])
-        return affine(hs, params["readout"]["w"], params["readout"]["b"])
+            pre = hs @ params["readout"]["proj"]
+            return affine(pre + words if lexical else pre, params["tgt_embed"].T, params["readout"]["b"])
+        logits = affine(hs, params["readout"]["w"], params["readout"]["b"])
+        return logits + words if lexical else logits
 
     def step(params, memory, carry, token):
         token = jnp.asarray(token)
