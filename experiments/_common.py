@@ -138,7 +138,7 @@ class Checked:
 class OptimizerConfig(Checked):
     """The fields of every trained experiment's config: the model's width, the batch, the optimiser."""
 
-    CHOICES = {"optimizer": rnnjax.optim.OPTIMIZERS, "clip": (*rnnjax.optim.CLIPS, "none"), "schedule": ("constant", "cosine")}
+    CHOICES = {"optimizer": rnnjax.optim.OPTIMIZERS, "clip": (*rnnjax.optim.CLIPS, "none"), "schedule": ("constant", "cosine", "stable_decay")}
 
     hidden: int = 128
     batch: int = 50
@@ -164,19 +164,40 @@ class TrainConfig(OptimizerConfig):
     def extendable(self) -> tuple[str, ...]:
         """Settings a resumed run may raise (:class:`rnnjax.run_dir.RunDir`): ``steps`` when the learning rate
         does not depend on it (a constant schedule), so rerunning a finished run's command with a larger
-        ``--steps`` continues it from its last checkpoint; a cosine schedule is stretched by it, so not then."""
+        ``--steps`` continues it from its last checkpoint; a decaying schedule is stretched by it, so not then."""
         return ("steps",) if self.schedule == "constant" else ()
 
 
-def make_optimizer(cfg: OptimizerConfig, steps: int | None = None, t_max: int | None = None):
-    """``rnnjax.make_optimizer`` from a config: ``schedule`` is ``constant`` or ``cosine`` (to lr/10 over
-    ``steps``, by default ``cfg.steps``); the cell's :data:`LR_SCALES` when the config names a cell, and its
-    :data:`PARAM_BOUNDS` for the task's longest dependency ``t_max`` (as given to :func:`make_cell`)."""
-    if cfg.schedule not in ("constant", "cosine"):
-        raise ValueError(f"unknown schedule {cfg.schedule!r}; expected 'constant' or 'cosine'")
-    lr = cfg.learning_rate
+STABLE_FRACTION = 0.8
+"""``stable_decay``: the share of the steps at the full rate before the decay."""
+
+
+def learning_rate(cfg: OptimizerConfig, steps: int | None = None):
+    """The config's learning rate over ``steps`` updates (by default ``cfg.steps``): a number, or a schedule.
+
+    ``constant``: ``cfg.learning_rate`` throughout. ``cosine``: from it to a tenth of it over the steps
+    (Loshchilov & Hutter 2017, without restarts). ``stable_decay``: constant for the first
+    :data:`STABLE_FRACTION` of the steps, then the same cosine to a tenth over the rest (warmup–stable–decay
+    without the warmup; Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed
+    Training Durations"): a long run learns at the full rate and still ends on a settled, not a noisy, model.
+    """
+    if cfg.schedule not in OptimizerConfig.CHOICES["schedule"]:
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; expected one of {list(OptimizerConfig.CHOICES['schedule'])}")
+    steps = steps or cfg.steps
     if cfg.schedule == "cosine":
-        lr = optax.cosine_decay_schedule(cfg.learning_rate, steps or cfg.steps, alpha=0.1)
+        return optax.cosine_decay_schedule(cfg.learning_rate, steps, alpha=0.1)
+    if cfg.schedule == "stable_decay":
+        stable = int(STABLE_FRACTION * steps)
+        decay = optax.cosine_decay_schedule(cfg.learning_rate, max(steps - stable, 1), alpha=0.1)
+        return optax.join_schedules([optax.constant_schedule(cfg.learning_rate), decay], [stable])
+    return cfg.learning_rate
+
+
+def make_optimizer(cfg: OptimizerConfig, steps: int | None = None, t_max: int | None = None):
+    """``rnnjax.make_optimizer`` from a config: the rate of :func:`learning_rate` (over ``steps``, by default
+    ``cfg.steps``); the cell's :data:`LR_SCALES` when the config names a cell, and its
+    :data:`PARAM_BOUNDS` for the task's longest dependency ``t_max`` (as given to :func:`make_cell`)."""
+    lr = learning_rate(cfg, steps)
     clip = None if cfg.clip == "none" else cfg.clip
     cell = getattr(cfg, "cell", None)
     bounds = PARAM_BOUNDS[cell](t_max) if cell in PARAM_BOUNDS else None

@@ -58,7 +58,7 @@ def _error(capsys, main, argv, code=2):
     (sweep, ["--learning_rates=fast"], "learning_rates must be comma-separated numbers"),
     (adding, ["--fresh"], "--fresh starts a run folder over, but this run has none: give --out DIR"),
     (adding, ["--seed=-3"], "seed must be at least 0, got -3"),
-    (adding, ["--schedule=linear"], "unknown schedule 'linear'; expected one of ['constant', 'cosine']"),
+    (adding, ["--schedule=linear"], "unknown schedule 'linear'; expected one of ['constant', 'cosine', 'stable_decay']"),
     (adding, ["--clip=value2"], "unknown clip 'value2'; expected one of ['global_norm', 'value', 'none']"),
     (char_lm, ["--corpus=wikitext"], "unknown corpus 'wikitext'; expected one of ['shakespeare', 'news', 'quick']"),
     (sentiment, ["--pooling=mean+median"], "unknown pooling 'mean+median'"),

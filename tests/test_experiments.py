@@ -1,5 +1,6 @@
 """Every experiment runs in its quick configuration, and the command line rejects bad keys and values."""
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -24,6 +25,28 @@ def test_copy_quick_run_learns(tmp_path):
     _, history = copy_memory.run(copy_memory.Config(**copy_memory.QUICK), out=tmp_path, progress=False)
     assert history[-1]["eval_xent"] < history[1]["eval_xent"]
     assert (tmp_path / "metrics.jsonl").exists()
+
+
+def test_learning_rate_schedules_hold_their_stated_values(tmp_path):
+    from experiments import _common
+
+    cfg = adding.Config(**{**adding.QUICK, "learning_rate": 0.01, "steps": 1000})
+    assert _common.learning_rate(dataclasses.replace(cfg, schedule="constant")) == 0.01
+    cosine = _common.learning_rate(dataclasses.replace(cfg, schedule="cosine"))
+    stable = _common.learning_rate(dataclasses.replace(cfg, schedule="stable_decay"))
+    # cosine: 0.01 -> 0.001 over the 1000 steps, halfway (0.01 + 0.001) / 2; stable_decay: 0.01 until step
+    # 800, then the same cosine over the last 200 steps
+    for step, want_cosine, want_stable in [(0, 0.01, 0.01), (500, 0.0055, 0.01), (800, 0.01 * (0.1 + 0.9 * 0.5 * (1 + math.cos(0.8 * math.pi))), 0.01),
+                                           (900, 0.01 * (0.1 + 0.9 * 0.5 * (1 + math.cos(0.9 * math.pi))), 0.0055), (1000, 0.001, 0.001)]:
+        assert math.isclose(float(cosine(step)), want_cosine, rel_tol=1e-5), step
+        assert math.isclose(float(stable(step)), want_stable, rel_tol=1e-5), step
+    # and training follows it: the learning rate the run logs
+    run = dataclasses.replace(cfg, schedule="stable_decay", steps=100, eval_every=50, checkpoint_every=50)
+    adding.run(run, out=tmp_path, progress=False)
+    logged = {r["step"]: r["learning_rate"] for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())}
+    schedule = _common.learning_rate(run)  # over 100 steps: constant until 80, a tenth at 100
+    assert math.isclose(logged[50], 0.01, rel_tol=1e-6)
+    assert any(math.isclose(logged[100], float(schedule(k)), rel_tol=1e-5) for k in (99, 100)) and logged[100] < 0.0011
 
 
 def _parsed(argv):

@@ -66,7 +66,7 @@ def test_resume_with_a_changed_config_is_refused_with_the_keys_named(tmp_path):
 
 def test_a_finished_constant_rate_run_continues_for_longer_as_if_it_had_never_stopped(tmp_path):
     """Rerunning a finished run with a larger ``steps`` continues it from its last checkpoint (the same
-    records as one run of that length); a smaller ``steps``, or a cosine schedule, which ``steps``
+    records as one run of that length); a smaller ``steps``, or a decaying schedule, which ``steps``
     stretches, is refused. (In one process: the command line's refusal is the test above.)"""
     from experiments import adding
 
@@ -81,11 +81,12 @@ def test_a_finished_constant_rate_run_continues_for_longer_as_if_it_had_never_st
     assert json.loads((grown / "config.json").read_text())["steps"] == 150  # a later resume compares with 150
     with pytest.raises(RunDirError, match=r"another config \(steps: saved 150, now 120\)"):
         adding.run(dataclasses.replace(cfg, steps=120), grown, progress=False)
-    cosine = tmp_path / "cosine"
-    with RunDir(cosine, dataclasses.replace(cfg, schedule="cosine", steps=100)):
-        pass
-    with pytest.raises(RunDirError, match=r"another config \(steps: saved 100, now 150\)"):
-        RunDir(cosine, dataclasses.replace(cfg, schedule="cosine", steps=150))
+    for schedule in ("cosine", "stable_decay"):
+        decaying = tmp_path / schedule
+        with RunDir(decaying, dataclasses.replace(cfg, schedule=schedule, steps=100)):
+            pass
+        with pytest.raises(RunDirError, match=r"another config \(steps: saved 100, now 150\)"):
+            RunDir(decaying, dataclasses.replace(cfg, schedule=schedule, steps=150))
 
 
 def test_sigterm_then_resume_logs_each_step_once_with_the_uninterrupted_values(tmp_path):
