@@ -105,6 +105,7 @@ class Config(_common.TrainConfig):
     tie_embeddings: bool = True  # the output layer reuses the target embedding
     label_smoothing: float = 0.1  # training targets (1 - ε) one-hot + ε / V (Szegedy et al. 2016)
     lexical: bool = False  # the lexical model (Nguyen & Chiang 2018): the attended source words feed the logits
+    input_feeding: bool = False  # the last attentional vector feeds the decoder's next step (Luong et al. 2015)
     # model selection on the validation split's greedy BLEU (exact match for the synthetic tasks), measured
     # every eval_every steps: the test is scored with the best checkpoint (OUT/best)
     patience: int = 8  # stop after this many evaluations without a better one (0: train all steps)
@@ -138,6 +139,8 @@ class Config(_common.TrainConfig):
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.lexical and not self.attention:
             raise ValueError("lexical: the lexical model reads the source words through the attention weights; it needs --attention=true")
+        if self.input_feeding and not self.attention:
+            raise ValueError("input_feeding: the decoder is fed its last attentional vector; it needs --attention=true")
         if self.dictionary_entries and self.task != "de-en":
             raise ValueError(f"dictionary_entries: only the de-en task has a dictionary, not {self.task!r}")
         if 0 < self.subwords < 8:
@@ -157,9 +160,10 @@ ABLATIONS = {
     "untied": ("untied output embeddings", {"tie_embeddings": False}),
     "no-label-smoothing": ("no label smoothing", {"label_smoothing": 0.0}),
     "no-lr-decay": ("no learning-rate decay on a plateau", {"lr_decay": 1.0}),
-    "no-attention": ("no attention", {"attention": False, "lexical": False}),  # the lexical model needs attention
+    "no-attention": ("no attention", {"attention": False, "lexical": False, "input_feeding": False}),  # both need attention
     "dictionary": ("plus 20,000 dictionary entries", {"dictionary_entries": 20000}),
     "lexical": ("plus the lexical model", {"lexical": True}),
+    "input-feeding": ("plus input feeding", {"input_feeding": True}),
 }
 """``--ablations``: ``{folder: (what, the config's fields changed)}``, each run beside the config as given
 (``OUT/config``); a change that leaves the config as it is (the option already off) or that the task
@@ -305,7 +309,7 @@ def build_model(cfg: Config, data_or_sizes):
     cell = _common.make_cell(cfg.cell, cfg.hidden, allowed=Config.CELL_CHOICES)
     return seq2seq(src_size, tgt_size, cell, cfg.embed, cfg.layers, cfg.attention, fast=cfg.fast, dropout=cfg.dropout,
                    word_dropout=cfg.word_dropout, tie_embeddings=cfg.tie_embeddings, bidirectional=cfg.bidirectional,
-                   lexical=cfg.lexical)
+                   lexical=cfg.lexical, input_feeding=cfg.input_feeding)
 
 
 def smoothed_xent(logits, labels, smoothing: float = 0.0):

@@ -157,3 +157,51 @@ def test_lexical_model_adds_the_attended_source_words_to_the_logits(tie):
     assert all(np.any(g != 0) for g in jax.tree.leaves(grads["lexical"]))
     with pytest.raises(ValueError, match="lexical=True .* needs attention=True"):
         seq2seq(11, 9, rnnjax.lstm(6), 4, lexical=True)
+
+
+@pytest.mark.parametrize("bidirectional,lexical", [(False, False), (True, True)])
+def test_input_feeding_feeds_the_last_attentional_vector_to_the_decoder(bidirectional, lexical):
+    # Luong et al. 2015, section 3.3, written out as a loop over the LSTM cell's own step:
+    # x_t = [y_{t-1}; h̃_{t-1}], h̃_0 = 0; h̃_t = tanh(W_c [c_t; h_t]); logits_t = h̃_t W + b
+    cell = rnnjax.lstm(6)
+    model = seq2seq(11, 9, cell, 4, attention=True, bidirectional=bidirectional, lexical=lexical, input_feeding=True)
+    params = perturb(model.init(jax.random.key(0)), jax.random.key(1))
+    assert params["decoder"][0]["w_x"].shape == (4 + 6, 24)  # the token's embedding and h̃
+    src, tgt_in = jnp.array([3, 5, 7, 1]), jnp.array([2, 4, 6, 8])
+    memory = model.encode(params, src)
+    carry, fed = memory.carry
+    carry = carry[0]
+    np.testing.assert_array_equal(fed, jnp.zeros(6))
+    expected = []
+    for token in tgt_in:
+        x = jnp.concatenate([params["tgt_embed"][token], fed])
+        carry, h = cell.step(params["decoder"][0], carry, x)
+        weights = jax.nn.softmax(h @ params["attention"]["w_score"] @ memory.outputs.T)
+        fed = jnp.tanh(jnp.concatenate([weights @ memory.outputs, h]) @ params["attention"]["w_combine"])
+        logits = fed @ params["readout"]["w"] + params["readout"]["b"]
+        if lexical:
+            f = jnp.tanh(weights @ params["src_embed"][src])
+            logits = logits + (jnp.tanh(f @ params["lexical"]["w_hidden"]) + f) @ params["lexical"]["w_out"]
+        expected.append(logits)
+    expected = jnp.stack(expected)
+    np.testing.assert_allclose(model.apply(params, src, None, tgt_in), expected, atol=1e-5, rtol=1e-5)
+    # decoding step by step carries h̃ with the cells' carries
+    carry, steps = memory.carry, []
+    for token in tgt_in:
+        carry, out = model.step(params, memory, carry, token)
+        steps.append(out)
+    np.testing.assert_allclose(jnp.stack(steps), expected, atol=1e-5, rtol=1e-5)
+    # padding the target changes nothing before its end, with or without dropout's key
+    padded = model.apply(params, src, None, jnp.array([2, 4, 6, 8, 5, 5]), jnp.arange(6) < 4)
+    np.testing.assert_allclose(padded[:4], expected, atol=1e-5, rtol=1e-5)
+    # the fed vector matters: the second step's logits move with the first step's attention output
+    moved = params | {"attention": params["attention"] | {"w_combine": params["attention"]["w_combine"] * 1.5}}
+    plain = seq2seq(11, 9, cell, 4, attention=True, bidirectional=bidirectional, lexical=lexical)
+    unfed = {**params, "decoder": (params["decoder"][0] | {"w_x": params["decoder"][0]["w_x"][:4]},)}
+    np.testing.assert_allclose(plain.apply(unfed, src, None, tgt_in)[0], expected[0], atol=1e-5, rtol=1e-5)  # h̃_0 = 0
+    assert not np.allclose(plain.apply(unfed, src, None, tgt_in)[1:], expected[1:], atol=1e-4)
+    assert not np.allclose(model.apply(moved, src, None, tgt_in)[1], expected[1], atol=1e-4)
+    grads = jax.grad(lambda p, k: jnp.sum(model.apply(p, src, None, tgt_in, key=k)))(params, jax.random.key(3))
+    assert np.any(grads["decoder"][0]["w_x"][4:] != 0)  # the rows that read h̃
+    with pytest.raises(ValueError, match="input_feeding=True .* needs attention=True"):
+        seq2seq(11, 9, cell, 4, input_feeding=True)

@@ -97,6 +97,19 @@ def test_label_smoothing_is_the_hand_computed_value():
     with pytest.raises(ValueError, match="lexical: .* needs --attention=true"):
         translate.Config(attention=False, lexical=True)
     assert translate.build_model(translate.Config(lexical=True), (20, 30)).init(jax.random.key(0))["lexical"]["w_out"].shape == (256, 256)
+    with pytest.raises(ValueError, match="input_feeding: .* needs --attention=true"):
+        translate.Config(attention=False, input_feeding=True)
+    fed = translate.build_model(translate.Config(input_feeding=True), (20, 30)).init(jax.random.key(0))
+    assert fed["decoder"][0]["w_x"].shape == (256 + 256, 4 * 256)  # the target embedding and h̃
+
+
+def test_input_feeding_trains_decodes_and_translates_from_its_checkpoint(tmp_path):
+    tiny = dict(translate.QUICK, hidden=16, embed=8, steps=4, eval_every=2, checkpoint_every=2, input_feeding=True)
+    result = translate.run(translate.Config(**tiny), out=tmp_path, progress=False)
+    assert result["steps"] == 4 and 0 <= result["beam5"]["exact_match"] <= 1
+    for beam in ("1", "5"):  # greedy and beam search carry h̃ with the decoder's cells
+        (text,) = translate.main(["translate", "12345", "--out", str(tmp_path), "--beam", beam])
+        assert isinstance(text, str) and len(text) <= tiny["max_len"]
 
 
 def test_selection_keeps_the_best_lowers_the_rate_on_a_plateau_and_stops(tmp_path):

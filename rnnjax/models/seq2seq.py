@@ -28,6 +28,12 @@ Neural Machine Translation", part of Sennrich & Zhang's recipe): ``f_t = tanh(Σ
 source embeddings ``x_s`` (``[E]``, after dropout when training), ``l_t = tanh(f_t W_l) + f_t``, and
 ``l_t W_o`` is added to the logits (``W_l [E, E]``, ``W_o [E, V]``; tied embeddings: ``(l_t W_o) Eᵀ``
 with ``W_o [E, E]``, so the target embedding scores the lexical term too).
+
+With ``input_feeding=True`` (and attention; Luong, Pham & Manning 2015, section 3.3) the decoder reads the
+previous step's attentional vector with the previous token, ``[y_{t-1}; h̃_{t-1}]`` (``h̃_0 = 0``), so
+its recurrence knows what it attended to before. The attention then feeds back into the recurrence and the
+teacher-forced target is decoded by one ``lax.scan`` of decoder step and attention (the plain path of the
+cell: one step per iteration); the decoder's carry is ``(cell carries, h̃)``.
 """
 
 from __future__ import annotations
@@ -83,24 +89,29 @@ def _ids(tokens, name):
 
 def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int, num_layers: int = 1,
             attention: bool = False, fast: bool = True, dropout: float = 0.0, word_dropout: float = 0.0,
-            tie_embeddings: bool = False, bidirectional: bool = False, lexical: bool = False) -> Seq2Seq:
+            tie_embeddings: bool = False, bidirectional: bool = False, lexical: bool = False,
+            input_feeding: bool = False) -> Seq2Seq:
     """Source embedding → ``num_layers`` × ``cell`` encoder; target embedding → ``num_layers`` × ``cell``
     decoder started from the encoder's final carry; (attention →) linear → logits over the target vocabulary.
 
     Encoder and decoder have separate params and the same architecture (the carry passes between them).
     ``fast``: :func:`rnnjax.unroll`'s fast path for the teacher-forced unrolls (false: the plain scan).
-    ``dropout``, ``word_dropout`` (rates in [0, 1)), ``tie_embeddings``, ``bidirectional`` and ``lexical``
-    (needs ``attention``): see the module docstring.
+    ``dropout``, ``word_dropout`` (rates in [0, 1)), ``tie_embeddings``, ``bidirectional``, ``lexical`` and
+    ``input_feeding`` (both need ``attention``): see the module docstring.
     """
     if lexical and not attention:
         raise ValueError("seq2seq: lexical=True reads the source words through the attention weights; it needs attention=True")
+    if input_feeding and not attention:
+        raise ValueError("seq2seq: input_feeding=True feeds the attentional vector back; it needs attention=True")
     src_vocab_size = _checks.hidden_size(src_vocab_size, "src_vocab_size")
     tgt_vocab_size = _checks.hidden_size(tgt_vocab_size, "tgt_vocab_size")
     embed_dim = _checks.hidden_size(embed_dim, "embed_dim")
     rate, word_rate = _checks.rate(dropout, "dropout"), _checks.rate(word_dropout, "word_dropout")
     encoder = stacked(cell, num_layers, bidirectional=bidirectional, fast=fast)
     decoder = stacked(cell, num_layers, fast=fast)
+    stepper = stacked(cell, num_layers, fast=False)  # one step at a time (decoding, input feeding)
     hidden, width = cell.hidden_size, encoder.output_size  # width: the encoder outputs' features (H or 2H)
+    feed = hidden if input_feeding else 0  # the decoder's input: [y_{t-1}; h̃_{t-1}]
     glorot = jax.nn.initializers.glorot_uniform()
 
     def bridge_init(key):
@@ -130,7 +141,7 @@ def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int
             "src_embed": jax.random.normal(ks[0], (src_vocab_size, embed_dim)) * 0.1,
             "tgt_embed": jax.random.normal(ks[1], (tgt_vocab_size, embed_dim)) * 0.1,
             "encoder": encoder.init(ks[2], embed_dim),
-            "decoder": decoder.init(ks[3], embed_dim),
+            "decoder": decoder.init(ks[3], embed_dim + feed),
             "readout": {"w": glorot(ks[4], (hidden, tgt_vocab_size)), "b": jnp.zeros((tgt_vocab_size,))},
         }
         if tie_embeddings:  # the output layer is the target embedding, read through a projection to its width
@@ -155,10 +166,13 @@ def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int
             k_word, k_embed = jax.random.split(key)
             xs = drop(k_embed, rate, drop(k_word, word_rate, xs, (src.shape[0], 1)))
         outputs, carry = encoder.apply(params["encoder"], xs, mask=mask)
-        return Memory(outputs, mask, bridge(params, carry) if bidirectional else carry, xs if lexical else None)
+        carry = bridge(params, carry) if bidirectional else carry
+        if input_feeding:
+            carry = (carry, jnp.zeros((hidden,), outputs.dtype))  # h̃_0 = 0
+        return Memory(outputs, mask, carry, xs if lexical else None)
 
     def read(params, memory, hs, key=None):
-        # hs [T, H] -> logits [T, V]
+        # hs [T, H] -> (the attentional vectors h̃ [T, H] (hs without attention), logits [T, V])
         keys = (None, None) if key is None else jax.random.split(key)
         if key is not None:
             hs = drop(keys[0], rate, hs)
@@ -175,14 +189,23 @@ def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int
             words = (jnp.tanh(words @ params["lexical"]["w_hidden"]) + words) @ params["lexical"]["w_out"]
         if tie_embeddings:
             pre = hs @ params["readout"]["proj"]
-            return affine(pre + words if lexical else pre, params["tgt_embed"].T, params["readout"]["b"])
+            return hs, affine(pre + words if lexical else pre, params["tgt_embed"].T, params["readout"]["b"])
         logits = affine(hs, params["readout"]["w"], params["readout"]["b"])
-        return logits + words if lexical else logits
+        return hs, logits + words if lexical else logits
+
+    def fed_step(params, memory, carry, y, key=None):
+        # input feeding: [y_{t-1}; h̃_{t-1}] -> decoder -> attention -> (carry, h̃_t), logits [V]
+        cells, fed = carry
+        hs, cells = stepper.apply(params["decoder"], jnp.concatenate([y, fed])[None], carry=cells)
+        fed, logits = read(params, memory, hs, key)
+        return (cells, fed[0]), logits[0]
 
     def step(params, memory, carry, token):
-        token = jnp.asarray(token)
-        hs, carry = decoder.apply(params["decoder"], params["tgt_embed"][token][None], carry=carry)
-        return carry, read(params, memory, hs)[0]
+        y = params["tgt_embed"][jnp.asarray(token)]
+        if input_feeding:
+            return fed_step(params, memory, carry, y)
+        hs, carry = stepper.apply(params["decoder"], y[None], carry=carry)
+        return carry, read(params, memory, hs)[1][0]
 
     def apply(params, src, src_mask, tgt_in, tgt_mask=None, key=None):
         keys = (None, None, None) if key is None else jax.random.split(key, 3)
@@ -191,7 +214,12 @@ def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int
         ys = params["tgt_embed"][tgt_in]
         if key is not None:
             ys = drop(keys[1], rate, ys)
+        if input_feeding:  # the steps after the target's end only feed later padding: no mask needed
+            if key is None:
+                return jax.lax.scan(lambda c, y: fed_step(params, memory, c, y), memory.carry, ys)[1]
+            steps = jax.random.split(keys[2], ys.shape[0])
+            return jax.lax.scan(lambda c, yk: fed_step(params, memory, c, *yk), memory.carry, (ys, steps))[1]
         hs, _ = decoder.apply(params["decoder"], ys, mask=tgt_mask, carry=memory.carry)
-        return read(params, memory, hs, keys[2])
+        return read(params, memory, hs, keys[2])[1]
 
     return Seq2Seq(init, encode, step, apply, src_vocab_size, tgt_vocab_size)
