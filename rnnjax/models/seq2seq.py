@@ -171,41 +171,49 @@ def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int
             carry = (carry, jnp.zeros((hidden,), outputs.dtype))  # h̃_0 = 0
         return Memory(outputs, mask, carry, xs if lexical else None)
 
-    def read(params, memory, hs, key=None):
-        # hs [T, H] -> (the attentional vectors h̃ [T, H] (hs without attention), logits [T, V])
+    def attend(params, memory, hs, key=None, scored=None):
+        # hs [T, H] -> (the attentional vectors h̃ [T, H] (hs without attention), weights [T, S] or None);
+        # scored: W_a e_s [S, H] when already computed (input feeding computes it once, not every step)
         keys = (None, None) if key is None else jax.random.split(key)
         if key is not None:
             hs = drop(keys[0], rate, hs)
-        if attention:
-            scored = memory.outputs @ params["attention"]["w_score"].T  # [S, H]: W_a e_s
-            scores = jnp.where(memory.mask[None, :], hs @ scored.T, -jnp.inf)  # [T, S]
-            weights = jax.nn.softmax(scores, axis=-1)
-            context = weights @ memory.outputs
-            hs = jnp.tanh(jnp.concatenate([context, hs], axis=-1) @ params["attention"]["w_combine"])
-            if key is not None:
-                hs = drop(keys[1], rate, hs)
+        if not attention:
+            return hs, None
+        if scored is None:
+            scored = memory.outputs @ params["attention"]["w_score"].T
+        scores = jnp.where(memory.mask[None, :], hs @ scored.T, -jnp.inf)  # [T, S]
+        weights = jax.nn.softmax(scores, axis=-1)
+        context = weights @ memory.outputs
+        hs = jnp.tanh(jnp.concatenate([context, hs], axis=-1) @ params["attention"]["w_combine"])
+        if key is not None:
+            hs = drop(keys[1], rate, hs)
+        return hs, weights
+
+    def output(params, memory, hs, weights):
+        # h̃ [T, H] and the attention weights [T, S] -> logits [T, V]
         if lexical:  # [T, E]: the attention-weighted source words, through a residual tanh layer
             words = jnp.tanh(weights @ memory.embeddings)
             words = (jnp.tanh(words @ params["lexical"]["w_hidden"]) + words) @ params["lexical"]["w_out"]
         if tie_embeddings:
             pre = hs @ params["readout"]["proj"]
-            return hs, affine(pre + words if lexical else pre, params["tgt_embed"].T, params["readout"]["b"])
+            return affine(pre + words if lexical else pre, params["tgt_embed"].T, params["readout"]["b"])
         logits = affine(hs, params["readout"]["w"], params["readout"]["b"])
-        return hs, logits + words if lexical else logits
+        return logits + words if lexical else logits
 
-    def fed_step(params, memory, carry, y, key=None):
-        # input feeding: [y_{t-1}; h̃_{t-1}] -> decoder -> attention -> (carry, h̃_t), logits [V]
+    def fed_step(params, memory, scored, carry, y, key=None):
+        # input feeding: [y_{t-1}; h̃_{t-1}] -> decoder -> attention -> (carry, (h̃_t [H], weights [S]))
         cells, fed = carry
         hs, cells = stepper.apply(params["decoder"], jnp.concatenate([y, fed])[None], carry=cells)
-        fed, logits = read(params, memory, hs, key)
-        return (cells, fed[0]), logits[0]
+        fed, weights = attend(params, memory, hs, key, scored)
+        return (cells, fed[0]), (fed[0], weights[0])
 
     def step(params, memory, carry, token):
         y = params["tgt_embed"][jnp.asarray(token)]
         if input_feeding:
-            return fed_step(params, memory, carry, y)
+            carry, (fed, weights) = fed_step(params, memory, None, carry, y)
+            return carry, output(params, memory, fed[None], weights[None])[0]
         hs, carry = stepper.apply(params["decoder"], y[None], carry=carry)
-        return carry, read(params, memory, hs)[1][0]
+        return carry, output(params, memory, *attend(params, memory, hs))[0]
 
     def apply(params, src, src_mask, tgt_in, tgt_mask=None, key=None):
         keys = (None, None, None) if key is None else jax.random.split(key, 3)
@@ -214,12 +222,18 @@ def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int
         ys = params["tgt_embed"][tgt_in]
         if key is not None:
             ys = drop(keys[1], rate, ys)
-        if input_feeding:  # the steps after the target's end only feed later padding: no mask needed
-            if key is None:
-                return jax.lax.scan(lambda c, y: fed_step(params, memory, c, y), memory.carry, ys)[1]
-            steps = jax.random.split(keys[2], ys.shape[0])
-            return jax.lax.scan(lambda c, yk: fed_step(params, memory, c, *yk), memory.carry, (ys, steps))[1]
-        hs, _ = decoder.apply(params["decoder"], ys, mask=tgt_mask, carry=memory.carry)
-        return read(params, memory, hs, keys[2])[1]
+        if not input_feeding:
+            hs, _ = decoder.apply(params["decoder"], ys, mask=tgt_mask, carry=memory.carry)
+            return output(params, memory, *attend(params, memory, hs, keys[2]))
+        # only the recurrence and the attention run step by step; the output layer reads all h̃ at once.
+        # The steps after the target's end only feed later padding: no mask needed.
+        scored = memory.outputs @ params["attention"]["w_score"].T
+        if key is None:
+            body = lambda c, y: fed_step(params, memory, scored, c, y)  # noqa: E731
+            _, (hs, weights) = jax.lax.scan(body, memory.carry, ys)
+        else:
+            body = lambda c, yk: fed_step(params, memory, scored, c, *yk)  # noqa: E731
+            _, (hs, weights) = jax.lax.scan(body, memory.carry, (ys, jax.random.split(keys[2], ys.shape[0])))
+        return output(params, memory, hs, weights)
 
     return Seq2Seq(init, encode, step, apply, src_vocab_size, tgt_vocab_size)
