@@ -171,6 +171,9 @@ def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int
             carry = (carry, jnp.zeros((hidden,), outputs.dtype))  # h̃_0 = 0
         return Memory(outputs, mask, carry, xs if lexical else None)
 
+    def score_keys(params, memory):
+        return memory.outputs @ params["attention"]["w_score"].T  # [S, H]: W_a e_s
+
     def attend(params, memory, hs, key=None, scored=None):
         # hs [T, H] -> (the attentional vectors h̃ [T, H] (hs without attention), weights [T, S] or None);
         # scored: W_a e_s [S, H] when already computed (input feeding computes it once, not every step)
@@ -180,7 +183,7 @@ def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int
         if not attention:
             return hs, None
         if scored is None:
-            scored = memory.outputs @ params["attention"]["w_score"].T
+            scored = score_keys(params, memory)
         scores = jnp.where(memory.mask[None, :], hs @ scored.T, -jnp.inf)  # [T, S]
         weights = jax.nn.softmax(scores, axis=-1)
         context = weights @ memory.outputs
@@ -227,7 +230,7 @@ def seq2seq(src_vocab_size: int, tgt_vocab_size: int, cell: Cell, embed_dim: int
             return output(params, memory, *attend(params, memory, hs, keys[2]))
         # only the recurrence and the attention run step by step; the output layer reads all h̃ at once.
         # The steps after the target's end only feed later padding: no mask needed.
-        scored = memory.outputs @ params["attention"]["w_score"].T
+        scored = score_keys(params, memory)
         if key is None:
             body = lambda c, y: fed_step(params, memory, scored, c, y)  # noqa: E731
             _, (hs, weights) = jax.lax.scan(body, memory.carry, ys)
