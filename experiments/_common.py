@@ -148,6 +148,15 @@ class OptimizerConfig(Checked):
     clip: str = "global_norm"
     clip_threshold: float = 1.0
     seed: int = 0
+    # the exponential moving average of the params, evaluated and tested in their place (Polyak averaging,
+    # rnnjax.optim.average_params): its decay, e.g. 0.999 for about the last 1,000 updates; 1: the uniform
+    # average of all of them; 0: none
+    average: float = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 <= self.average <= 1:
+            raise ValueError(f"average: the decay of the params' moving average must be in [0, 1] (0: none), got {self.average}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,7 +211,8 @@ def make_optimizer(cfg: OptimizerConfig, steps: int | None = None, t_max: int | 
     cell = getattr(cfg, "cell", None)
     bounds = PARAM_BOUNDS[cell](t_max) if cell in PARAM_BOUNDS else None
     return rnnjax.make_optimizer(cfg.optimizer, lr, clip=clip, clip_threshold=cfg.clip_threshold,
-                                 lr_scales=LR_SCALES.get(cell), param_bounds=bounds)
+                                 lr_scales=LR_SCALES.get(cell), param_bounds=bounds,
+                                 average=cfg.average or None)
 
 
 def train(cfg: TrainConfig, parts, out=None, progress: bool = True):

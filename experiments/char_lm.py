@@ -107,14 +107,15 @@ def run(cfg: Config, out=None, progress: bool = True):
             step, state, batch_fn, cfg.steps, out_dir=held, eval_fn=lambda p: {"nats": validation(p)},
             eval_every=cfg.eval_every, log_every=50, checkpoint_every=cfg.checkpoint_every, progress=progress,
         )
-        nats = float(test(state.params))
+        params = rnnjax.eval_params(state)  # the average of the params when the run keeps one
+        nats = float(test(params))
         result = {"test_nats_per_char": nats, "test_bits_per_char": nats / math.log(2),
                   "validation_nats_per_char": history[-1]["eval_nats"], "steps": cfg.steps,
                   "wall_s": time.perf_counter() - start}
         (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
         print(f"test: {nats:.3f} nats/char = {nats / math.log(2):.3f} bits/char; validation {history[-1]['eval_nats']:.3f} "
               f"nats/char; {result['wall_s']:.0f} s")
-        print("sample:\n" + generate(model, vocab, state.params, "\n", cfg.sample_length, cfg.temperature, cfg.seed))
+        print("sample:\n" + generate(model, vocab, params, "\n", cfg.sample_length, cfg.temperature, cfg.seed))
         return result
 
 
@@ -138,7 +139,7 @@ def run_sample(args):
     state, _ = _lm.initial_state(cfg, model)  # a template of the saved state's shapes
     state, meta = Checkpointer(args.out / "checkpoints").restore(state)
     print(f"[checkpoint at step {meta['step']}]")
-    text = generate(model, vocab, state.params, args.prime.replace("\\n", "\n"), args.length, args.temperature, args.seed)
+    text = generate(model, vocab, rnnjax.eval_params(state), args.prime.replace("\\n", "\n"), args.length, args.temperature, args.seed)
     print(text)
     return text
 

@@ -160,7 +160,7 @@ def run(cfg: Config, out=None, progress: bool = True, data=None):
     start = time.perf_counter()
     state, history = _common.train(cfg, (exp.state, exp.train_step, exp.batch_fn, exp.eval_fn), out, progress)
     wall = time.perf_counter() - start
-    test = exp.test_fn(state.params)
+    test = exp.test_fn(rnnjax.eval_params(state))  # the average of the params when the run keeps one
     val = history[-1]["eval_accuracy"]
     # over every sitting of the run, compilation and evaluations included (a rerun of a finished run trains
     # nothing, and its wall time is the evaluation's alone)

@@ -164,6 +164,7 @@ ABLATIONS = {
     "dictionary": ("plus 20,000 dictionary entries", {"dictionary_entries": 20000}),
     "lexical": ("plus the lexical model", {"lexical": True}),
     "input-feeding": ("plus input feeding", {"input_feeding": True}),
+    "average": ("plus the params' moving average (decay 0.999)", {"average": 0.999}),
 }
 """``--ablations``: ``{folder: (what, the config's fields changed)}``, each run beside the config as given
 (``OUT/config``); a change that leaves the config as it is (the option already off) or that the task
@@ -449,6 +450,7 @@ def run(cfg: Config, out=None, progress: bool = True, pairs: dict | None = None,
                                     on_eval=selection.on_eval, stop=selection.stop if cfg.patience else None)
         train_s = time.perf_counter() - start
         state, selected = selection.best(state)
+        params = rnnjax.eval_params(state)  # what was evaluated: the average of the params when the run keeps one
         result = {"steps": int(state.step), "selected_step": selected, "train_wall_s": train_s,
                   "train_s": history[-1].get("train_s", train_s),  # over every sitting of a resumed run
                   "validation_xent": history[-1].get("eval_xent"), f"validation_{measure}": selection.best_score()}
@@ -460,7 +462,7 @@ def run(cfg: Config, out=None, progress: bool = True, pairs: dict | None = None,
         (out / "test_references.txt").write_text("".join(f"{r}\n" for r in refs))
         for name, beam in (("greedy", 1), (f"beam{cfg.beam}", cfg.beam)):
             t0 = time.perf_counter()
-            scored = score(cfg, data.tgt_vocab, translate_ids(cfg, model, state.params, test_src, beam), refs, data.tgt_seg)
+            scored = score(cfg, data.tgt_vocab, translate_ids(cfg, model, params, test_src, beam), refs, data.tgt_seg)
             (out / f"test_{name}.txt").write_text("".join(f"{h}\n" for h in scored["hypotheses"]))  # for ``compare``
             result[name] = {k: v for k, v in scored.items() if k != "hypotheses"} | {"wall_s": time.perf_counter() - t0}
             result[name]["examples"] = [{"source": s, "reference": r, "output": h} for (s, _), r, h in
@@ -515,12 +517,13 @@ class Selection:
         return self.since_best() >= self.cfg.patience
 
     def best(self, state):
-        """``(state with the best evaluation's params, its step)``; the state as it is when none was saved."""
+        """``(state with the best evaluation's params and optimiser state (which holds their average when the
+        run keeps one), its step)``; the state as it is when none was saved."""
         step = self.saver.latest_step()
         if step is None:
             return state, int(state.step)
         restored, _ = self.saver.restore(state)
-        return state._replace(params=restored.params), step
+        return state._replace(params=restored.params, opt_state=restored.opt_state), step
 
 
 def run_ablations(cfg: Config, out, progress: bool = True, pairs: dict | None = None) -> dict:
@@ -594,7 +597,7 @@ def load_run(out: pathlib.Path):
         state, _ = Checkpointer(folder).restore(template)  # the best validation score's params where saved
     except CheckpointError as err:
         raise TranslateError(f"the checkpoint in {out} does not match its vocabularies or config: {err}") from None
-    return cfg, vocabs["src"], vocabs["tgt"], model, state.params, segs
+    return cfg, vocabs["src"], vocabs["tgt"], model, rnnjax.eval_params(state), segs
 
 
 def _translate_arguments(parser):

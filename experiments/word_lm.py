@@ -77,7 +77,7 @@ def run(cfg: Config, out=None, progress: bool = True):
             step, state, batch_fn, cfg.steps, out_dir=held, eval_fn=lambda p: {"nats": validation(p)},
             eval_every=cfg.eval_every, log_every=50, checkpoint_every=cfg.checkpoint_every, progress=progress,
         )
-        rnn = {"validation": math.exp(history[-1]["eval_nats"]), "test": math.exp(float(test(state.params))),
+        rnn = {"validation": math.exp(history[-1]["eval_nats"]), "test": math.exp(float(test(rnnjax.eval_params(state)))),
                "wall_s": time.perf_counter() - start}
         result = {"rnn": rnn, "trigram": counts, "steps": cfg.steps}
         (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -13,7 +13,7 @@ from rnnjax.linear import linear_scan, lru, min_gru, min_lstm
 from rnnjax.mlp import mlp
 from rnnjax.optim import make_optimizer
 from rnnjax.tbptt import truncated_unroll
-from rnnjax.train import TrainState, fit, init_state, make_train_step
+from rnnjax.train import TrainState, eval_params, fit, init_state, make_train_step
 from rnnjax.types import MLP, Cell, LSTMCarry, Net
 from rnnjax.unroll import unroll
 
@@ -23,6 +23,7 @@ __all__ = [
     "Cell",
     "LSTMCarry",
     "Net",
+    "eval_params",
     "exp_rnn",
     "gru",
     "fit",

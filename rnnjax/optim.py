@@ -96,6 +96,62 @@ def bound_by_name(bounds: Mapping[str, tuple[float, float]]) -> optax.GradientTr
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
+class ParamAverageState(NamedTuple):
+    """The running average of the params after each update (:func:`average_params`).
+
+    Attributes:
+      count: the number of updates averaged, an int32 scalar.
+      params_average: the average, debiased (a pytree like the params); the params themselves before any update.
+    """
+
+    count: jax.Array
+    params_average: object
+
+
+def average_params(decay: float) -> optax.GradientTransformation:
+    """An identity transformation that keeps, in its state, the exponential moving average of the params
+    after each update (Polyak averaging; Polyak & Juditsky 1992, the exponential form as in Marian's
+    "exponential smoothing" and big_vision's ``polyak``).
+
+    With ``θ_t`` the params after update ``t`` and ``d`` the decay, the state holds the *debiased* average
+
+        ``θ̄_t = Σ_{i≤t} d^{t−i} θ_i / Σ_{i≤t} d^{t−i}``,  i.e.  ``θ̄_t = θ̄_{t−1} + w_t (θ_t − θ̄_{t−1})``,
+        ``w_t = (1 − d) / (1 − d^t)``,
+
+    so ``θ̄_1 = θ_1`` and early updates are not pulled toward a zero start (Adam's bias correction);
+    ``d = 1`` gives ``w_t = 1/t``, the uniform average of every step (Polyak–Ruppert). Place it last in a
+    chain, so ``updates`` is the final step: ``θ_t = params + updates``. Read the average with
+    :func:`params_average`; :func:`rnnjax.train.eval_params` evaluates it.
+
+    Args:
+      decay: ``d`` in [0, 1]; 0 keeps the last params (no averaging), 0.999 averages over about the last
+        1,000 updates.
+    """
+    decay = float(decay)
+    if not 0 <= decay <= 1:
+        raise ValueError(f"average: the decay must be in [0, 1] (1: a uniform average), got {decay}")
+
+    def init(params):
+        return ParamAverageState(jnp.zeros([], jnp.int32), jax.tree.map(jnp.asarray, params))
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("average_params needs the params: optimizer.update(grads, state, params)")
+        count = state.count + 1
+        t = count.astype(jnp.float32)
+        w = 1.0 / t if decay == 1 else (1.0 - decay) / (1.0 - jnp.float32(decay) ** t)
+        new = optax.apply_updates(params, updates)
+        average = jax.tree.map(lambda a, p: (a + w.astype(a.dtype) * (p - a)).astype(a.dtype), state.params_average, new)
+        return updates, ParamAverageState(count, average)
+
+    return optax.GradientTransformation(init, update)
+
+
+def params_average(opt_state):
+    """The params' average kept by :func:`average_params` in ``opt_state`` (at any depth), else ``None``."""
+    return optax.tree.get(opt_state, "params_average")
+
+
 def _check_non_negative(value, what):
     try:
         v = float(value)
@@ -118,6 +174,7 @@ def make_optimizer(
     b2=0.999,
     lr_scales: Mapping[str, float] | None = None,
     param_bounds: Mapping[str, tuple[float, float]] | None = None,
+    average: float | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """Clipping, then an adaptive step: ``optax.chain(clip, record ‖g‖, rmsprop | adam | sgd)``.
 
@@ -143,6 +200,9 @@ def make_optimizer(
         trains its skew-symmetric ``a`` at a tenth of the rate (Lezcano-Casado & Martínez-Rubio 2019).
       param_bounds: ``{name: (low, high)}``: every parameter stored under the dict key ``name`` is kept in
         the interval by projection after each step (:func:`bound_by_name`; IndRNN's ``|u| ≤ γ^{1/T}``).
+      average: a decay in [0, 1]: the state also keeps the exponential moving average of the params
+        (:func:`average_params`, last in the chain), which :func:`rnnjax.fit` evaluates
+        (:func:`rnnjax.train.eval_params`); ``None`` (default): no average, and the state as without it.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
@@ -157,6 +217,7 @@ def make_optimizer(
         _check_non_negative(factor, f"lr_scales[{key!r}]")
     _check_non_negative(clip_threshold, "clip_threshold")
     bounded = [bound_by_name(param_bounds)] if param_bounds else []  # checks the bounds now
+    averaged = [] if average is None else [average_params(average)]  # checks the decay now
 
     def chain(learning_rate, clip_threshold, decay, eps, momentum, b1, b2):
         clipper = {
@@ -171,7 +232,7 @@ def make_optimizer(
         else:
             step = optax.sgd(learning_rate, momentum=momentum)
         scaled = [scale_by_name(lr_scales)] if lr_scales else []  # none: the state's layout as before
-        return optax.chain(clipper, record_grad_norm(), step, *scaled, *bounded)
+        return optax.chain(clipper, record_grad_norm(), step, *scaled, *bounded, *averaged)
 
     return optax.inject_hyperparams(chain)(
         learning_rate=learning_rate,

@@ -24,6 +24,7 @@ import optax
 
 from rnnjax._ops import path_name
 from rnnjax.checkpoint import Checkpointer
+from rnnjax.optim import params_average
 from rnnjax.run_dir import RunDir, read_metrics
 
 
@@ -51,6 +52,17 @@ class NonFiniteError(FloatingPointError):
 
 def init_state(params, optimizer, key, carry=None) -> TrainState:
     return TrainState(params, optimizer.init(params), jnp.zeros([], jnp.int32), key, carry)
+
+
+def eval_params(state: TrainState):
+    """The params to evaluate: the average the optimiser keeps (``make_optimizer(average=…)``,
+    :func:`rnnjax.optim.average_params`) when it keeps one, else ``state.params``.
+
+    :func:`fit` evaluates these, so model selection and the checkpoint's averaged params agree; an
+    experiment's test and a model loaded from a checkpoint should read them too.
+    """
+    average = params_average(state.opt_state)
+    return state.params if average is None else average
 
 
 def _norm(tree):
@@ -161,7 +173,8 @@ def fit(
         and ``train_s``, the seconds the run has trained, compile included, summed over resumed sittings),
         ``metrics.json`` (the last values),
         ``loss_curve.png`` and ``checkpoints/``; ``None`` writes nothing.
-      eval_fn: ``eval_fn(params) -> dict of scalars``, run every ``eval_every`` steps and at the end.
+      eval_fn: ``eval_fn(params) -> dict of scalars``, run every ``eval_every`` steps and at the end on
+        :func:`eval_params` (the optimiser's average of the params when it keeps one).
       checkpoint_every: save every so many steps (and at the end); 0 saves only at the end.
       resume: continue from the newest checkpoint in ``out_dir`` if there is one.
       config: the run's settings (a JSON-able dict, or a dataclass such as an experiment's ``Config``: a
@@ -214,7 +227,7 @@ def fit(
                     record = {"step": done, **{k: float(v) for k, v in metrics.items()}}
                     check_finite(done, record)
                 if eval_fn is not None and ((eval_every and done % eval_every == 0) or done == steps):
-                    evaluated = {f"eval_{k}": float(v) for k, v in eval_fn(state.params).items()}
+                    evaluated = {f"eval_{k}": float(v) for k, v in eval_fn(eval_params(state)).items()}
                     record = {**(record or {"step": done}), **evaluated}
                 if record is not None:
                     rate = (done - start_step) / (time.perf_counter() - t0)
@@ -239,7 +252,7 @@ def fit(
             if log is not None:
                 log.close()
         if not history and eval_fn is not None:  # resumed at the end: nothing ran, but report where it stands
-            last = {"step": int(state.step), **{f"eval_{k}": float(v) for k, v in eval_fn(state.params).items()},
+            last = {"step": int(state.step), **{f"eval_{k}": float(v) for k, v in eval_fn(eval_params(state)).items()},
                     "train_s": trained_s}
             history.append(last)
         if run is not None:

@@ -131,3 +131,46 @@ def test_the_experiments_train_exp_rnn_skew_parameter_at_a_tenth():
     exp, lstm = a_step("exp_rnn"), a_step("lstm")
     np.testing.assert_allclose(exp["a"], 0.1 * exp["w_x"], rtol=1e-6)
     np.testing.assert_allclose(lstm["a"], lstm["w_x"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.5, 0.9, 1.0])
+def test_average_params_is_the_debiased_moving_average_of_the_trajectory(decay):
+    """``θ̄_t = Σ_{i≤t} d^{t−i} θ_i / Σ_{i≤t} d^{t−i}``, written out over a trajectory of known params
+    (SGD on a fixed gradient schedule); ``d = 1`` is the plain mean, ``d = 0`` the last params."""
+    opt = rnnjax.make_optimizer("sgd", 0.1, clip=None, average=decay)
+    params = {"w": jnp.array([1.0, -2.0]), "b": {"c": jnp.array(3.0)}}
+    state = opt.init(params)
+    assert jax.tree.all(jax.tree.map(jnp.array_equal, rnnjax.optim.params_average(state), params))
+    trajectory = []
+    for t in range(6):
+        grads = jax.tree.map(lambda p: jnp.full_like(p, (t - 2.5) ** 2) * jnp.sign(p), params)
+        updates, state = opt.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+        trajectory.append(params)
+    weights = np.array([decay ** (len(trajectory) - 1 - i) if decay else float(i == len(trajectory) - 1) for i in range(len(trajectory))])
+    expected = jax.tree.map(lambda *ps: sum(w * np.asarray(p) for w, p in zip(weights, ps)) / weights.sum(), *trajectory)
+    average = rnnjax.optim.params_average(state)
+    np.testing.assert_allclose(average["w"], expected["w"], rtol=1e-6)
+    np.testing.assert_allclose(average["b"]["c"], expected["b"]["c"], rtol=1e-6)
+    kept = [s for s in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, rnnjax.optim.ParamAverageState))
+            if isinstance(s, rnnjax.optim.ParamAverageState)]
+    assert len(kept) == 1 and int(kept[0].count) == 6
+    assert not np.allclose(average["w"], params["w"]) or decay == 0  # it is not just the params
+
+
+def test_no_average_leaves_the_optimiser_state_as_it_was():
+    params = {"w": jnp.ones(3)}
+    plain = rnnjax.make_optimizer("adam", 1e-3)
+    assert rnnjax.optim.params_average(plain.init(params)) is None
+    averaged = rnnjax.make_optimizer("adam", 1e-3, average=0.99)
+    # with it: one more part at the end of the chain (its count and the average of w); without it the
+    # state is as it was before averaging existed, so earlier runs' checkpoints still restore
+    plain_leaves = jax.tree.leaves(plain.init(params))
+    averaged_leaves = jax.tree.leaves(averaged.init(params))
+    assert len(averaged_leaves) == len(plain_leaves) + 2
+
+
+@pytest.mark.parametrize("decay", [-0.1, 1.01, float("nan")])
+def test_bad_average_decay_is_refused(decay):
+    with pytest.raises(ValueError, match="average: the decay must be in"):
+        rnnjax.make_optimizer("adam", 1e-3, average=decay)

@@ -337,3 +337,38 @@ def test_bad_chunk_lengths(chunk, match):
     cell, params, xs = tbptt_setup()
     with pytest.raises(ValueError, match=match):
         rnnjax.truncated_unroll(cell, params, xs, chunk)
+
+
+def test_fit_evaluates_the_average_of_the_params_and_a_resumed_run_keeps_it(tmp_path):
+    """With ``make_optimizer(average=1)`` (the uniform average of every step) the evaluation sees the mean of
+    the trajectory, not the last params; the average is in the checkpoint, so a run stopped and resumed
+    ends with the same average, bit for bit, as one that was not."""
+    _, params, loss_fn, _ = regression_setup()
+    opt = rnnjax.make_optimizer("rmsprop", 1e-2, clip_threshold=0.5, average=1.0)
+    step = rnnjax.make_train_step(loss_fn, opt)
+    seen = []
+
+    def evaluate(p):
+        seen.append(p)
+        return {"loss": loss_fn(p, batch_at(0), jax.random.key(0))}
+
+    trajectory, state = [], rnnjax.init_state(params, opt, jax.random.key(1))
+    for s in range(20):
+        state, _ = step(state, batch_at(s))
+        trajectory.append(state.params)
+    mean = jax.tree.map(lambda *ps: sum(ps) / len(ps), *trajectory)
+    assert_trees_close(rnnjax.eval_params(state), mean, atol=1e-6)
+
+    whole, _ = rnnjax.fit(step, rnnjax.init_state(params, opt, jax.random.key(1)), batch_at, 20, out_dir=tmp_path / "a",
+                          eval_fn=evaluate, eval_every=10, checkpoint_every=10, progress=False, plot=False)
+    assert tree_equal(whole.params, state.params)
+    assert_trees_close(seen[-1], mean, atol=1e-6)
+    assert not tree_equal(seen[-1], whole.params)
+    rnnjax.fit(step, rnnjax.init_state(params, opt, jax.random.key(1)), batch_at, 10, out_dir=tmp_path / "b",
+               checkpoint_every=10, progress=False, plot=False)
+    resumed, _ = rnnjax.fit(step, rnnjax.init_state(params, opt, jax.random.key(1)), batch_at, 20, out_dir=tmp_path / "b",
+                            progress=False, plot=False)
+    assert tree_equal(rnnjax.eval_params(resumed), rnnjax.eval_params(whole))
+    # without an average, the params themselves are evaluated
+    plain = rnnjax.init_state(params, rnnjax.make_optimizer(), jax.random.key(1))
+    assert rnnjax.eval_params(plain) is plain.params

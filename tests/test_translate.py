@@ -112,6 +112,31 @@ def test_input_feeding_trains_decodes_and_translates_from_its_checkpoint(tmp_pat
         assert isinstance(text, str) and len(text) <= tiny["max_len"]
 
 
+def test_an_averaged_run_selects_tests_and_translates_with_the_average(tmp_path):
+    """``--average``: validation, the test and ``translate`` all read the params' moving average kept in the
+    best checkpoint's optimiser state, not the params trained last."""
+    import jax
+
+    import rnnjax
+    from experiments import _common
+    from rnnjax.checkpoint import Checkpointer
+    from rnnjax.train import tree_equal
+
+    tiny = dict(translate.QUICK, hidden=16, embed=8, steps=60, eval_every=20, checkpoint_every=20, average=0.9)
+    result = translate.run(translate.Config(**tiny), out=tmp_path, progress=False)
+    cfg, _, tgt_vocab, model, params, segs = translate.load_run(tmp_path)
+    template = rnnjax.init_state(model.init(jax.random.key(0)), _common.make_optimizer(cfg), jax.random.key(0))
+    best, _ = Checkpointer(tmp_path / "best").restore(template)
+    assert tree_equal(params, rnnjax.eval_params(best)) and not tree_equal(params, best.params)
+    data = translate.prepare(cfg, translate.load(cfg), segs)
+    src, _, refs = data.splits["test"]
+    hypotheses = {name: translate.score(cfg, tgt_vocab, translate.translate_ids(cfg, model, p, src, 1), refs, segs[1])["hypotheses"]
+                  for name, p in (("average", params), ("last", best.params))}
+    assert hypotheses["average"] != hypotheses["last"]  # the two differ, and the test was scored with the average
+    assert (tmp_path / "test_greedy.txt").read_text() == "".join(f"{h}\n" for h in hypotheses["average"])
+    assert result["greedy"]["exact_match"] >= 0
+
+
 def test_selection_keeps_the_best_lowers_the_rate_on_a_plateau_and_stops(tmp_path):
     import jax
     import jax.numpy as jnp
@@ -148,8 +173,9 @@ def test_ablations_train_each_part_switched_off_in_its_own_folder(tmp_path, caps
     out = tmp_path / "ablations"
     summary = translate.run(cfg, out=out, progress=False)
     # QUICK has subwords, dropouts, tying, smoothing and lr decay off, attention is off here, and reverse
-    # has no dictionary: so the config and the unidirectional encoder
-    assert [r["run"] for r in summary["runs"]] == ["config", "unidirectional"]
+    # has no dictionary, the lexical model and input feeding need attention: so the config, the
+    # unidirectional encoder and the params' moving average
+    assert [r["run"] for r in summary["runs"]] == ["config", "unidirectional", "average"]
     for row in summary["runs"]:
         folder = out / row["run"]
         saved = json.loads((folder / "config.json").read_text())
