@@ -22,7 +22,8 @@ train, 5% validation, 5% test). ``--task=en-fr``: ``translation.bible("en", "fr"
 test; verses are long (median 23 English words), so raise ``--max_src_len`` and ``--max_len`` with it.
 ``--dictionary_entries=N`` adds up to N of the Ding dictionary's word and phrase entries ("Markierungsstift" →
 "marking pen"; ``translation.dictionary_entries``) to the de-en training pairs, none from the line of a
-validation or test sentence.
+validation or test sentence; ``--dictionary_tag=true`` starts each entry's German with :data:`DICTIONARY_TAG`,
+so the model can tell a dictionary entry from a sentence (a domain tag, Kobus et al. 2017).
 Sentences are lower-cased words and punctuation (``words``; each vocabulary holds the training words seen
 ``min_count`` times, the rest map to ``<unk>``) or, with ``--subwords=N``, subword pieces: one sentencepiece
 BPE model of N pieces per language (``rnnjax.datasets.subwords``), learnt from the training split only and
@@ -81,6 +82,8 @@ from rnnjax.models.seq2seq import seq2seq
 from rnnjax.run_dir import RunDir
 
 SYNTHETIC = ("reverse", "addition")
+DICTIONARY_TAG = "<entry>"
+"""``--dictionary_tag``: the word before each dictionary entry's German; no sentence of the corpus holds it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +100,7 @@ class Config(_common.TrainConfig):
     min_count: int = 3
     subwords: int = 2000  # 0: words; N: a sentencepiece BPE model of N pieces per language
     dictionary_entries: int = 0  # de-en: up to N word/phrase entries of the dictionary as extra training pairs
+    dictionary_tag: bool = False  # each entry's source starts with the word DICTIONARY_TAG (a domain tag)
     ablations: bool = False  # also train each part of the recipe switched off (ABLATIONS), in OUT/NAME each
     # the low-resource recipe (Sennrich & Zhang 2019), on by default: see rnnjax.models.seq2seq
     bidirectional: bool = True  # the encoder reads both ways (Bahdanau et al. 2015)
@@ -141,6 +145,8 @@ class Config(_common.TrainConfig):
             raise ValueError("lexical: the lexical model reads the source words through the attention weights; it needs --attention=true")
         if self.input_feeding and not self.attention:
             raise ValueError("input_feeding: the decoder is fed its last attentional vector; it needs --attention=true")
+        if self.dictionary_tag and not self.dictionary_entries:
+            raise ValueError("dictionary_tag marks the dictionary entries added to the training pairs; give --dictionary_entries=N too")
         if self.dictionary_entries and self.task != "de-en":
             raise ValueError(f"dictionary_entries: only the de-en task has a dictionary, not {self.task!r}")
         if 0 < self.subwords < 8:
@@ -162,6 +168,7 @@ ABLATIONS = {
     "no-lr-decay": ("no learning-rate decay on a plateau", {"lr_decay": 1.0}),
     "no-attention": ("no attention", {"attention": False, "lexical": False, "input_feeding": False}),  # both need attention
     "dictionary": ("plus 20,000 dictionary entries", {"dictionary_entries": 20000}),
+    "dictionary-tagged": ("plus 20,000 dictionary entries, tagged", {"dictionary_entries": 20000, "dictionary_tag": True}),
     "lexical": ("plus the lexical model", {"lexical": True}),
     "input-feeding": ("plus input feeding", {"input_feeding": True}),
     "average": ("plus the params' moving average (decay 0.999)", {"average": 0.999}),
@@ -211,7 +218,7 @@ def load(cfg: Config) -> dict[str, list[tuple[str, str]]]:
         return translation.bible("en", "fr")
     if cfg.task != "de-en":
         raise ValueError(f"unknown task {cfg.task!r}; expected one of {list(Config.CHOICES['task'])}")
-    return translation.german_english(entries=cfg.dictionary_entries)
+    return translation.german_english(entries=cfg.dictionary_entries, tag=DICTIONARY_TAG if cfg.dictionary_tag else "")
 
 
 class Segmenter(NamedTuple):

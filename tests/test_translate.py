@@ -94,6 +94,8 @@ def test_label_smoothing_is_the_hand_computed_value():
         translate.Config(word_dropout=1.5)
     with pytest.raises(ValueError, match="only the de-en task has a dictionary"):
         translate.Config(task="en-fr", dictionary_entries=100)
+    with pytest.raises(ValueError, match="dictionary_tag marks the dictionary entries"):
+        translate.Config(dictionary_tag=True)
     with pytest.raises(ValueError, match="lexical: .* needs --attention=true"):
         translate.Config(attention=False, lexical=True)
     assert translate.build_model(translate.Config(lexical=True), (20, 30)).init(jax.random.key(0))["lexical"]["w_out"].shape == (256, 256)
@@ -101,6 +103,14 @@ def test_label_smoothing_is_the_hand_computed_value():
         translate.Config(attention=False, input_feeding=True)
     fed = translate.build_model(translate.Config(input_feeding=True), (20, 30)).init(jax.random.key(0))
     assert fed["decoder"][0]["w_x"].shape == (256 + 256, 4 * 256)  # the target embedding and h̃
+
+
+def test_the_dictionary_tag_reaches_the_data(monkeypatch):
+    seen = []
+    monkeypatch.setattr(translate.translation, "german_english", lambda entries=0, tag="": seen.append((entries, tag)) or {})
+    translate.load(translate.Config(dictionary_entries=5, dictionary_tag=True))
+    translate.load(translate.Config(dictionary_entries=5))
+    assert seen == [(5, translate.DICTIONARY_TAG), (5, "")]
 
 
 def test_input_feeding_trains_decodes_and_translates_from_its_checkpoint(tmp_path):

@@ -188,3 +188,9 @@ def test_real_dictionary_entries_join_the_training_split_only():
     assert len(more["train"]) == len(base["train"]) + 50000 and more["train"][: len(base["train"])] == base["train"]
     held = {de for name in ("validation", "test") for de, _ in base[name]}
     assert not held & {de for de, _ in more["train"]}
+    # a domain tag goes before each entry's German, and nowhere else
+    tagged = translation.german_english(entries=50000, tag="<entry>")
+    n = len(base["train"])
+    assert tagged["train"][:n] == base["train"] and tagged["validation"] == base["validation"]
+    assert tagged["train"][n:] == [(f"<entry> {de}", en) for de, en in more["train"][n:]]
+    assert not any("<entry>" in de for name in base for de, _ in base[name])  # no sentence holds the tag

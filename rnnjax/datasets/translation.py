@@ -199,10 +199,13 @@ def split(pairs, every: int = 20) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def german_english(cache=None, entries: int = 0) -> dict[str, list[tuple[str, str]]]:
+def german_english(cache=None, entries: int = 0, tag: str = "") -> dict[str, list[tuple[str, str]]]:
     """The Ding example sentences as ``{"train", "validation", "test"}`` lists of ``(German, English)``;
     ``entries``: add up to that many of the dictionary's word and phrase entries to ``train`` (never from a
-    line of a validation or test sentence), chosen by the sha256 of the German (a fixed, spread sample)."""
+    line of a validation or test sentence), chosen by the sha256 of the German (a fixed, spread sample);
+    ``tag``: a word put before each entry's German (``"<entry> Markierungsstift"``), so that a model can tell
+    the entries from the sentences (a domain tag: Kobus, Crego & Senellart 2017, "Domain control for neural
+    machine translation"); sentences, which is all a user translates, carry none."""
     dictionary = read_member(DING, cache)
     pairs = parse_pairs(dictionary)
     if not pairs:
@@ -212,7 +215,7 @@ def german_english(cache=None, entries: int = 0) -> dict[str, list[tuple[str, st
         held_out = {de for name in ("validation", "test") for de, _ in out[name]}
         found = dictionary_entries(dictionary, held_out)
         found.sort(key=lambda pair: hashlib.sha256(pair[0].encode()).digest())
-        out["train"] = out["train"] + found[:entries]
+        out["train"] = out["train"] + [(f"{tag} {de}" if tag else de, en) for de, en in found[:entries]]
     return out
 
 
