@@ -155,8 +155,8 @@ class OptimizerConfig(Checked):
 
     def __post_init__(self):
         super().__post_init__()
-        if not 0 <= self.average <= 1:
-            raise ValueError(f"average: the decay of the params' moving average must be in [0, 1] (0: none), got {self.average}")
+        if self.average:
+            rnnjax.optim.average_params(self.average)  # refuses a decay outside [0, 1] now, before any work
 
 
 @dataclasses.dataclass(frozen=True)

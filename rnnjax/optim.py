@@ -141,7 +141,7 @@ def average_params(decay: float) -> optax.GradientTransformation:
         t = count.astype(jnp.float32)
         w = 1.0 / t if decay == 1 else (1.0 - decay) / (1.0 - jnp.float32(decay) ** t)
         new = optax.apply_updates(params, updates)
-        average = jax.tree.map(lambda a, p: (a + w.astype(a.dtype) * (p - a)).astype(a.dtype), state.params_average, new)
+        average = jax.tree.map(lambda a, p: a + w.astype(a.dtype) * (p - a), state.params_average, new)
         return updates, ParamAverageState(count, average)
 
     return optax.GradientTransformation(init, update)

@@ -59,7 +59,7 @@ def _error(capsys, main, argv, code=2):
     (adding, ["--fresh"], "--fresh starts a run folder over, but this run has none: give --out DIR"),
     (adding, ["--seed=-3"], "seed must be at least 0, got -3"),
     (adding, ["--schedule=linear"], "unknown schedule 'linear'; expected one of ['constant', 'cosine', 'stable_decay']"),
-    (adding, ["--average=1.5"], "average: the decay of the params' moving average must be in [0, 1] (0: none), got 1.5"),
+    (adding, ["--average=1.5"], "average: the decay must be in [0, 1] (1: a uniform average), got 1.5"),
     (char_lm, ["--average=-0.5"], "average must be >= 0, got -0.5"),
     (adding, ["--clip=value2"], "unknown clip 'value2'; expected one of ['global_norm', 'value', 'none']"),
     (char_lm, ["--corpus=wikitext"], "unknown corpus 'wikitext'; expected one of ['shakespeare', 'news', 'quick']"),

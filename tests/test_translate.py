@@ -133,7 +133,7 @@ def test_an_averaged_run_selects_tests_and_translates_with_the_average(tmp_path)
     from rnnjax.train import tree_equal
 
     tiny = dict(translate.QUICK, hidden=16, embed=8, steps=60, eval_every=20, checkpoint_every=20, average=0.9)
-    result = translate.run(translate.Config(**tiny), out=tmp_path, progress=False)
+    translate.run(translate.Config(**tiny), out=tmp_path, progress=False)
     cfg, _, tgt_vocab, model, params, segs = translate.load_run(tmp_path)
     template = rnnjax.init_state(model.init(jax.random.key(0)), _common.make_optimizer(cfg), jax.random.key(0))
     best, _ = Checkpointer(tmp_path / "best").restore(template)
@@ -144,7 +144,6 @@ def test_an_averaged_run_selects_tests_and_translates_with_the_average(tmp_path)
                   for name, p in (("average", params), ("last", best.params))}
     assert hypotheses["average"] != hypotheses["last"]  # the two differ, and the test was scored with the average
     assert (tmp_path / "test_greedy.txt").read_text() == "".join(f"{h}\n" for h in hypotheses["average"])
-    assert result["greedy"]["exact_match"] >= 0
 
 
 def test_selection_keeps_the_best_lowers_the_rate_on_a_plateau_and_stops(tmp_path):
