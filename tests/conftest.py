@@ -4,9 +4,23 @@ Rank promotion raises, so a missing batch axis cannot hide behind broadcasting.
 """
 
 import gc
+import os
+import shutil
+import tempfile
 
-import jax
-import pytest
+# One persistent compilation cache for the whole run, shared by the xdist workers (they inherit the
+# controller's environment) and by the experiments the tests start as subprocesses. Why: compiling was most
+# of the suite's time, and the same programs come back in every test file (`jax.clear_caches()` below drops
+# the in-memory ones), in both workers and in every subprocess; JAX keys each entry on the program, the
+# compile options and the versions, so a hit is the same executable. A cache the caller set is kept as is.
+_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _OWN_CACHE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="rnnjax-tests-jax-cache-")
+    os.environ["RNNJAX_TESTS_OWN_CACHE"] = str(os.getpid())  # the process that made it removes it
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+import jax  # noqa: E402  (after the environment above: JAX reads it on import)
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -24,3 +38,8 @@ def _release_compiled_programs():
     yield
     jax.clear_caches()
     gc.collect()
+
+
+def pytest_unconfigure(config):
+    if os.environ.get("RNNJAX_TESTS_OWN_CACHE") == str(os.getpid()):
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)

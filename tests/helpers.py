@@ -1,5 +1,8 @@
 """Small shared helpers for the tests."""
 
+import os
+import time
+
 import jax
 import numpy as np
 
@@ -40,3 +43,31 @@ def assert_directional_derivatives(loss, grads, params, eps=1e-6, rtol=1e-6, ato
         numeric = (loss({**params, name: params[name] + eps * direction})
                    - loss({**params, name: params[name] - eps * direction})) / (2 * eps)
         np.testing.assert_allclose(jnp.sum(grads[name] * direction), numeric, rtol=rtol, atol=atol, err_msg=name)
+
+
+def saved_steps(checkpoints):
+    """The steps saved so far in the checkpoint folder of a run that may still be writing it.
+
+    Read from the folder's names, not through orbax: a live run deletes old steps while it saves new ones,
+    and orbax's listing stats each step it has just listed, which fails when the run deletes one in between.
+    A step's folder gets its number only when it is complete (orbax writes under a temporary name and renames).
+    """
+    try:
+        return sorted(int(name) for name in os.listdir(checkpoints) if name.isdigit())
+    except FileNotFoundError:
+        return []
+
+
+def wait_for_checkpoint(proc, checkpoints, at_least, timeout=120):
+    """Waits until the running ``proc`` has saved a step of at least ``at_least``; returns that step. If
+    the process ends or the time runs out first, it is killed and the test fails."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        steps = saved_steps(checkpoints)
+        if steps and steps[-1] >= at_least:
+            return steps[-1]
+        time.sleep(0.05)
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    raise AssertionError(f"the run finished (or stalled) before it saved step {at_least} (exit status {proc.returncode})")

@@ -18,6 +18,7 @@ from experiments import adding, launch
 from experiments import sweep as sweep_experiment
 from rnnjax.checkpoint import Checkpointer
 from rnnjax.train import read_metrics
+from tests.helpers import saved_steps
 
 ROOT = pathlib.Path(__file__).parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -87,7 +88,7 @@ def test_a_killed_process_stops_the_others_with_a_message_and_a_rerun_resumes(tm
     launcher = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 180
-        while time.time() < deadline and not (Checkpointer(out / "checkpoints").latest_step() if (out / "checkpoints").exists() else None):
+        while time.time() < deadline and not saved_steps(out / "checkpoints"):
             assert launcher.poll() is None, launcher.communicate()[1][-3000:]
             time.sleep(0.2)
         pids = workers(out)

@@ -6,7 +6,6 @@ import pathlib
 import signal
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +18,7 @@ from rnnjax.checkpoint import Checkpointer
 from rnnjax.datasets import tokens
 from rnnjax.models import language_model, sample
 from rnnjax.train import read_metrics, tree_equal
+from tests.helpers import wait_for_checkpoint
 
 ROOT = pathlib.Path(__file__).parents[1]
 
@@ -101,13 +101,7 @@ def test_resumed_char_lm_continues_the_same_loss_curve(tmp_path):
     cmd = lambda out: [sys.executable, "-m", "experiments.char_lm", "--quick", f"--out={out}", "--steps=300", "--checkpoint_every=20", "--eval_every=100"]  # noqa: E731
     subprocess.run(cmd(tmp_path / "full"), cwd=ROOT, env=env, check=True, capture_output=True)
     proc = subprocess.Popen(cmd(tmp_path / "cut"), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpts = tmp_path / "cut" / "checkpoints"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if ckpts.exists() and (Checkpointer(ckpts).latest_step() or 0) >= 60:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed"
+    wait_for_checkpoint(proc, tmp_path / "cut" / "checkpoints", 60)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     subprocess.run(cmd(tmp_path / "cut"), cwd=ROOT, env=env, check=True, capture_output=True)

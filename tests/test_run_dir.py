@@ -15,6 +15,7 @@ import pytest
 import rnnjax
 from rnnjax.checkpoint import Checkpointer
 from rnnjax.run_dir import RunDir, RunDirError, read_metrics
+from tests.helpers import wait_for_checkpoint
 from tests.test_train import batch_at, regression_setup
 
 ROOT = pathlib.Path(__file__).parents[1]
@@ -26,22 +27,12 @@ def adding(out, *extra, steps=200):
             "--checkpoint_every=25", *extra]
 
 
-def wait_for_checkpoint(proc, folder, at_least, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        ckpts = folder / "checkpoints"
-        if ckpts.exists() and (Checkpointer(ckpts).latest_step() or 0) >= at_least:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the run finished (or stalled) before its checkpoint")
-
-
 def test_a_second_run_into_a_busy_folder_is_refused_and_the_first_finishes_intact(tmp_path):
     """Issue 18: two runs into one --out both finished, rewriting each other's checkpoints and
     interleaving metrics.jsonl."""
     out = tmp_path / "run"
     first = subprocess.Popen(adding(out, steps=3000), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_for_checkpoint(first, out, 25)
+    wait_for_checkpoint(first, out / "checkpoints", 25)
     second = subprocess.run(adding(out, steps=3000), cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert second.returncode == 2
     assert f"error: output folder {str(out)!r} is in use by another run (process {first.pid})" in second.stderr
@@ -95,7 +86,7 @@ def test_sigterm_then_resume_logs_each_step_once_with_the_uninterrupted_values(t
     full, cut = tmp_path / "full", tmp_path / "cut"
     subprocess.run(adding(full), cwd=ROOT, env=ENV, check=True, capture_output=True)
     proc = subprocess.Popen(adding(cut), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_checkpoint(proc, cut, 50)
+    wait_for_checkpoint(proc, cut / "checkpoints", 50)
     time.sleep(0.3)  # let it log past the checkpoint
     proc.send_signal(signal.SIGTERM)
     proc.wait()

@@ -6,7 +6,6 @@ import pathlib
 import signal
 import subprocess
 import sys
-import time
 
 import chex
 import jax
@@ -18,7 +17,7 @@ import pytest
 import rnnjax
 from rnnjax.checkpoint import CheckpointError, Checkpointer
 from rnnjax.train import NonFiniteError, tree_equal
-from tests.helpers import assert_trees_close, perturb
+from tests.helpers import assert_trees_close, perturb, wait_for_checkpoint
 
 ROOT = pathlib.Path(__file__).parents[1]
 
@@ -233,13 +232,7 @@ def test_sigkilled_run_resumes_to_the_same_parameters(tmp_path):
     subprocess.run(_adding_command(full, steps), cwd=ROOT, env=env, check=True, capture_output=True)
 
     proc = subprocess.Popen(_adding_command(killed, steps), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        saved = Checkpointer(killed / "checkpoints").latest_step() if (killed / "checkpoints").exists() else None
-        if saved is not None and saved >= 50:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed"
+    wait_for_checkpoint(proc, killed / "checkpoints", 50)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     interrupted_at = Checkpointer(killed / "checkpoints").latest_step()
