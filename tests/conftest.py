@@ -13,8 +13,7 @@ import tempfile
 # of the suite's time, and the same programs come back in every test file (`jax.clear_caches()` below drops
 # the in-memory ones), in both workers and in every subprocess; JAX keys each entry on the program, the
 # compile options and the versions, so a hit is the same executable. A cache the caller set is kept as is.
-_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
-if _OWN_CACHE:
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="rnnjax-tests-jax-cache-")
     os.environ["RNNJAX_TESTS_OWN_CACHE"] = str(os.getpid())  # the process that made it removes it
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
