@@ -3,6 +3,7 @@
     python -m experiments.translate --out runs/translate          # the low-resource recipe (the defaults)
     python -m experiments.translate translate "Ich bin müde." --out runs/translate
     python -m experiments.translate compare runs/translate-plain runs/translate   # BLEU, 95% CI, p-value
+    python -m experiments.translate ensemble runs/translate runs/translate-s1 --out runs/translate-ens   # decoded together
     python -m experiments.translate --quick --out /tmp/translate       # reversing digit strings, to 100%
     python -m experiments.translate --task=addition --attention=true --out runs/addition   # "123+45" -> "168"
     python -m experiments.translate --task=en-fr --subwords=4000 --max_src_len=80 --max_len=100 --out runs/translate-en-fr
@@ -58,6 +59,7 @@ writes ``OUT/ablations.json``: every run's best validation score and its step (n
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pathlib
 import re
@@ -349,14 +351,21 @@ def token_loss(model, smoothing: float = 0.0):
 
 
 def decoder(cfg: Config, model, beam: int):
-    """``decode(params, src [B, S], src_mask [B, S]) -> Decoded`` batched over sentences, jitted."""
+    """``decode(params, src [B, S], src_mask [B, S]) -> Decoded`` batched over sentences, jitted. ``model`` a
+    list of models, ``params`` the tuple of theirs: an ensemble, each member encoding the source and the
+    search reading their mean next-token probability (:func:`rnnjax.models.decoding.ensemble`)."""
 
     def one(params, src, mask):
-        memory = model.encode(params, src, mask)
-        step = lambda carry, token: model.step(params, memory, carry, token)  # noqa: E731
+        if isinstance(model, list):  # a model itself is a NamedTuple
+            memories = [m.encode(p, src, mask) for m, p in zip(model, params)]
+            step = decoding.ensemble([functools.partial(m.step, p, memory) for m, p, memory in zip(model, params, memories)])
+            start = tuple(memory.carry for memory in memories)
+        else:
+            memory = model.encode(params, src, mask)
+            step, start = functools.partial(model.step, params, memory), memory.carry
         if beam == 1:
-            return decoding.greedy(step, memory.carry, 2, 1, cfg.max_len)
-        return decoding.beam_search(step, memory.carry, 2, 1, cfg.max_len, beam, cfg.alpha)
+            return decoding.greedy(step, start, 2, 1, cfg.max_len)
+        return decoding.beam_search(step, start, 2, 1, cfg.max_len, beam, cfg.alpha)
 
     return jax.jit(jax.vmap(one, (None, 0, 0)))
 
@@ -664,9 +673,74 @@ def run_compare(args):
     return out
 
 
+ENSEMBLE_MUST_SHARE = ("task", "subwords", "max_src_len", "reverse_source")
+"""What every member of an ensemble must share with the first (the source's ids, the test split, the pieces);
+size, cell, attention, the recipe and the seed may differ."""
+
+
+def _ensemble_arguments(parser):
+    parser.add_argument("runs", nargs="+", type=_cli.path, metavar="RUN",
+                        help="trained runs' folders (two or more) with one task, split, vocabularies and subword models")
+    _cli.out_argument(parser, "runs/translate-ensemble")
+    parser.add_argument("--beam", type=_cli.positive_int, default=None, help="beam width (default: the first run's beam)")
+
+
+def run_ensemble(args):
+    """``ensemble RUN RUN [...] --out OUT``: the test split translated by the runs together, the search reading
+    the mean of their next-token probabilities (an ensemble; Sutskever et al. 2014 decoded with five), and scored
+    as a run's test is (greedy and beam; max_len and alpha are the first run's). OUT receives ``result.json``,
+    ``test_greedy.txt``, ``test_beamK.txt`` and ``test_references.txt``, so ``compare`` takes it beside its members.
+    Returns the result."""
+    runs, out = [pathlib.Path(r) for r in args.runs], pathlib.Path(args.out)
+    if len(runs) < 2:
+        raise _cli.ConfigError(f"ensemble: needs two or more trained runs, got {len(runs)}")
+    if out.resolve() in {r.resolve() for r in runs}:
+        raise _cli.ConfigError(f"ensemble: --out {str(out)!r} is one of the members; its own test outputs would be overwritten")
+    try:
+        loaded = [load_run(r) for r in runs]
+    except TranslateError as err:
+        raise _cli.ConfigError(str(err)) from None
+    cfg, src_vocab, tgt_vocab, _, _, (src_seg, tgt_seg) = loaded[0]
+
+    def fingerprints(segs):
+        return tuple(None if seg.subwords is None else seg.subwords.fingerprint() for seg in segs)
+
+    for run, (other, other_src, other_tgt, _, _, segs) in zip(runs[1:], loaded[1:]):
+        differ = [f for f in ENSEMBLE_MUST_SHARE if getattr(other, f) != getattr(cfg, f)]
+        differ += ["the source vocabulary"] * (other_src.tokens != src_vocab.tokens)
+        differ += ["the target vocabulary"] * (other_tgt.tokens != tgt_vocab.tokens)
+        differ += ["the subword models"] * (fingerprints(segs) != fingerprints((src_seg, tgt_seg)))
+        if differ:
+            raise _cli.ConfigError(f"ensemble: {str(run)!r} differs from {str(runs[0])!r} in {', '.join(differ)}: "
+                                   "the members must read the same source ids and write the same target tokens")
+    test = load(cfg)["test"]
+    for run, (other, *_) in zip(runs[1:], loaded[1:]):
+        if load(other)["test"] != test:  # the synthetic tasks draw their split from the seed
+            raise _cli.ConfigError(f"ensemble: {str(run)!r} holds out other test pairs than {str(runs[0])!r} (for a synthetic "
+                                   "task the seed draws the split): one member's test sentences would be another's training pairs")
+    models, params = [m[3] for m in loaded], tuple(m[4] for m in loaded)
+    sources = [encode_source(cfg, src_vocab, s, warn=False, seg=src_seg) for s, _ in test]
+    refs = [t for _, t in test]
+    beam = cfg.beam if args.beam is None else args.beam
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "test_references.txt").write_text("".join(f"{r}\n" for r in refs))
+    result = {"members": [str(r) for r in runs]}
+    for name, width in (("greedy", 1), (f"beam{beam}", beam)):
+        t0 = time.perf_counter()
+        scored = score(cfg, tgt_vocab, translate_ids(cfg, models, params, sources, width), refs, tgt_seg)
+        (out / f"test_{name}.txt").write_text("".join(f"{h}\n" for h in scored["hypotheses"]))
+        result[name] = {k: v for k, v in scored.items() if k != "hypotheses"} | {"wall_s": time.perf_counter() - t0}
+        print(f"test {name}, {len(runs)} members: " + (f"BLEU {scored['bleu']:.2f}, " if "bleu" in scored else "")
+              + f"exact match {scored['exact_match']:.4f}")
+    (out / "result.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    return result
+
+
 def main(argv=None):
     commands = (_cli.Command("translate", "translate sentences with a trained run", _translate_arguments, run_translate),
-                _cli.Command("compare", "paired bootstrap test of trained runs' test BLEU", _compare_arguments, run_compare))
+                _cli.Command("compare", "paired bootstrap test of trained runs' test BLEU", _compare_arguments, run_compare),
+                _cli.Command("ensemble", "score the test split translated by several trained runs together", _ensemble_arguments,
+                             run_ensemble))
     return _cli.main(Config, QUICK, run, argv, commands=commands, default_out="runs/translate")
 
 

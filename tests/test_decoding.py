@@ -104,3 +104,31 @@ def test_decoders_jit_and_vmap_and_refuse_bad_sizes():
     srcs = jnp.array([[3, 4, 1], [4, 4, 1]])
     batched = jax.jit(jax.vmap(one))(srcs)
     np.testing.assert_array_equal(batched[1], one(srcs[1]))
+
+
+def test_an_ensemble_decodes_with_the_members_mean_probability():
+    (step_a, carry_a), (step_b, carry_b) = tiny(vocab=4, seed=0), tiny(vocab=4, seed=4, attention=False)
+    step = decoding.ensemble([step_a, step_b])
+    states, logits = step((carry_a, carry_b), BOS)
+    (next_a, logits_a), (next_b, logits_b) = step_a(carry_a, BOS), step_b(carry_b, BOS)
+    mean = (jax.nn.softmax(logits_a) + jax.nn.softmax(logits_b)) / 2  # probabilities, not logits or log-probabilities
+    np.testing.assert_allclose(jnp.exp(logits), mean, rtol=1e-6)
+    assert not np.allclose(jax.nn.softmax((logits_a + logits_b) / 2), mean, rtol=1e-3)  # the test tells the rules apart
+    for got, want in zip(jax.tree.leaves(states), jax.tree.leaves((next_a, next_b))):
+        np.testing.assert_array_equal(got, want)  # each member carries its own state
+    assert int(decoding.greedy(step, (carry_a, carry_b), BOS, EOS, 3).tokens[0]) == int(jnp.argmax(mean))
+    # a beam as wide as every output is the exact maximiser of the ensemble's normalised score
+    score, seq = exhaustive(step, (carry_a, carry_b), 4, 3, 0.5)
+    b = decoding.beam_search(step, (carry_a, carry_b), BOS, EOS, 3, beam_size=4**3, alpha=0.5)
+    assert tuple(np.asarray(b.tokens)[: int(b.length)].tolist()) == seq
+    np.testing.assert_allclose(float(b.score), score, rtol=1e-5)
+
+
+def test_an_ensemble_refuses_one_member_and_members_of_other_vocabularies():
+    (step_a, carry_a), (step_c, carry_c) = tiny(vocab=4), tiny(vocab=5, seed=1)
+    with pytest.raises(ValueError, match="at least two members"):
+        decoding.ensemble([step_a])
+    with pytest.raises(ValueError, match="must share the target vocabulary"):
+        decoding.ensemble([step_a, step_c])((carry_a, carry_c), BOS)
+    with pytest.raises(ValueError, match="3 states for 2 members"):
+        decoding.ensemble([step_a, step_a])((carry_a, carry_a, carry_a), BOS)

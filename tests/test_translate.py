@@ -199,3 +199,45 @@ def test_ablations_train_each_part_switched_off_in_its_own_folder(tmp_path, caps
     assert "a unidirectional encoder" in capsys.readouterr().out
     with pytest.raises(ValueError, match="ablations needs an output folder"):
         translate.run(cfg, out=None, progress=False)
+
+
+def test_an_ensemble_of_runs_scores_the_test_split_and_refuses_what_it_cannot_combine(run_dir, tmp_path, capsys, monkeypatch):
+    """``ensemble``: two runs of one task and split decode together; a run with itself gives its own outputs;
+    a member of another vocabulary or split, one run alone, or --out a member's folder are refused."""
+    out, result = run_dir
+    other = tmp_path / "other"  # the same task, split and vocabularies, another size and far less training
+    translate.run(translate.Config(**dict(translate.QUICK, hidden=16, embed=8, steps=40, eval_every=20, checkpoint_every=20)),
+                  out=other, progress=False)
+    ens = translate.main(["ensemble", str(out), str(other), "--out", str(tmp_path / "ens")])
+    assert set(ens) == {"members", "greedy", "beam5"} and 0 <= ens["beam5"]["exact_match"] <= 1
+    for name in ("greedy", "beam5"):
+        lines = (tmp_path / "ens" / f"test_{name}.txt").read_text().splitlines()
+        assert len(lines) == 1000 and lines != (other / f"test_{name}.txt").read_text().splitlines()
+    assert "test beam5, 2 members: exact match" in capsys.readouterr().out
+    # a run with itself: the mean of one distribution twice is that distribution
+    twice = translate.main(["ensemble", str(out), str(out), "--out", str(tmp_path / "twice"), "--beam", "3"])
+    assert twice["greedy"]["exact_match"] == result["greedy"]["exact_match"] == 1.0 and "beam3" in twice
+    assert (tmp_path / "twice" / "test_greedy.txt").read_text() == (out / "test_greedy.txt").read_text()
+    compared = translate.main(["compare", str(other), str(tmp_path / "ens")])  # compare takes an ensemble's folder
+    assert set(compared) == {str(other), str(tmp_path / "ens")}
+    seed = tmp_path / "seed"  # the synthetic task's split is drawn from the seed
+    translate.run(translate.Config(**dict(translate.QUICK, hidden=16, embed=8, steps=2, eval_every=2, checkpoint_every=2, seed=1)),
+                  out=seed, progress=False)
+    for argv, message in (([str(out)], "needs two or more trained runs, got 1"),
+                          ([str(out), str(other), "--out", str(other)], "is one of the members"),
+                          ([str(out), str(seed)], "in the source vocabulary, the target vocabulary: the members must"),
+                          ([str(out), str(tmp_path / "none")], "no trained run in")):
+        with pytest.raises(SystemExit):
+            translate.main(["ensemble", *argv] + ([] if "--out" in argv else ["--out", str(tmp_path / "bad")]))
+        assert message in capsys.readouterr().err
+    reversed_ = tmp_path / "reversed"  # another source order: other source ids for the same sentence
+    translate.run(translate.Config(**dict(translate.QUICK, hidden=16, embed=8, steps=2, eval_every=2, checkpoint_every=2,
+                                          reverse_source=True)), out=reversed_, progress=False)
+    with pytest.raises(SystemExit):
+        translate.main(["ensemble", str(out), str(reversed_), "--out", str(tmp_path / "bad")])
+    assert "differs from" in (err := capsys.readouterr().err) and "in reverse_source:" in err
+    load = translate.load  # a member whose held-out pairs are not the first's
+    monkeypatch.setattr(translate, "load", lambda cfg: (lambda d: d if cfg.hidden != 16 else {**d, "test": d["test"][::-1]})(load(cfg)))
+    with pytest.raises(SystemExit):
+        translate.main(["ensemble", str(out), str(other), "--out", str(tmp_path / "bad")])
+    assert "holds out other test pairs" in capsys.readouterr().err

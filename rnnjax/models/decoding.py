@@ -10,6 +10,9 @@ Beam search (Graves 2012; Sutskever et al. 2014) keeps the ``beam_size`` best pr
 a finished hypothesis keeps its slot with its score frozen. The final choice among the beams divides each
 score by ``length ** alpha`` (length normalisation; ``alpha = 0`` is none), since raw log-probabilities
 favour short outputs.
+
+:func:`ensemble` makes one ``step`` of several models' (Sutskever et al. 2014 decoded with an ensemble of
+five): either search then decodes with the mean of their next-token distributions.
 """
 
 from __future__ import annotations
@@ -35,6 +38,32 @@ def _check(max_len, beam_size=1):
         raise ValueError(f"max_len must be >= 1, got {max_len}")
     if int(beam_size) < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+
+
+def ensemble(steps):
+    """One ``step(states, token) -> (states, logits)`` for several models decoded together: ``states`` is the
+    tuple of the members' states, and the logits are ``log((1/N) Σ_i softmax(logits_i))``, the log of the
+    members' mean next-token probability (so a softmax of them is that mean). Every member must share the
+    target vocabulary; each keeps its own state, so they may differ in size, cell or attention.
+
+    The start state is ``tuple`` of the members' start states, in the order of ``steps``. A single member is
+    refused: decode with its own ``step``, whose logits need no second normalisation.
+    """
+    steps = tuple(steps)
+    if len(steps) < 2:
+        raise ValueError(f"ensemble: needs at least two members' steps, got {len(steps)}")
+
+    def step(states, token):
+        if len(states) != len(steps):
+            raise ValueError(f"ensemble: {len(states)} states for {len(steps)} members")
+        outs = [member(state, token) for member, state in zip(steps, states)]
+        sizes = {o[1].shape for o in outs}
+        if len(sizes) != 1:
+            raise ValueError(f"ensemble: the members' logits differ in shape {sorted(sizes)}: they must share the target vocabulary")
+        logp = jnp.stack([jax.nn.log_softmax(o[1]) for o in outs])
+        return tuple(o[0] for o in outs), jax.nn.logsumexp(logp, axis=0) - jnp.log(len(steps))
+
+    return step
 
 
 def greedy(step, state, bos: int, eos: int, max_len: int) -> Decoded:
