@@ -17,7 +17,7 @@ ROOT = pathlib.Path(__file__).parents[1]
 
 COMMANDS = [
     ("adding", []), ("copy_memory", []), ("char_lm", []), ("char_lm", ["sample"]), ("word_lm", []), ("sentiment", []),
-    ("sentiment", ["predict"]), ("translate", []), ("translate", ["translate"]), ("translate", ["compare"]), ("sweep", []), ("sweep", ["bench"]),
+    ("sentiment", ["predict"]), ("translate", []), ("translate", ["translate"]), ("translate", ["compare"]), ("translate", ["ensemble"]), ("sweep", []), ("sweep", ["bench"]),
     ("seq_mnist", []), ("seq_mnist", ["figure"]), ("gradient_flow", []), ("benchmark", []), ("benchmark", ["profile"]),
     ("benchmark", ["linear"]), ("benchmark", ["memory"]), ("demo", []),
 ]
