@@ -405,6 +405,21 @@ def score(cfg: Config, tgt_vocab, outputs, references, seg: Segmenter | None = N
     return result
 
 
+def decode_test_split(cfg: Config, model, params, sources, references, tgt_vocab, tgt_seg: Segmenter, beam: int, out: pathlib.Path) -> dict:
+    """The test sources decoded greedily and with a beam of ``beam`` (``model``, ``params``: one model's, or an
+    ensemble's as :func:`decoder` takes them) and scored: ``{"greedy": scored, "beamK": scored}``, each
+    :func:`score`'s dict and its ``wall_s``. Writes ``OUT/test_references.txt`` and ``OUT/test_NAME.txt`` (the
+    outputs, a line each), which ``compare`` reads."""
+    (out / "test_references.txt").write_text("".join(f"{r}\n" for r in references))
+    results = {}
+    for name, width in (("greedy", 1), (f"beam{beam}", beam)):
+        t0 = time.perf_counter()
+        results[name] = score(cfg, tgt_vocab, translate_ids(cfg, model, params, sources, width), references, tgt_seg)
+        results[name]["wall_s"] = time.perf_counter() - t0
+        (out / f"test_{name}.txt").write_text("".join(f"{h}\n" for h in results[name]["hypotheses"]))
+    return results
+
+
 def validation_measure(cfg: Config) -> str:
     """The validation score that selects the checkpoint: exact match for the synthetic tasks, else BLEU."""
     return "exact_match" if cfg.task in SYNTHETIC else "bleu"
@@ -475,12 +490,8 @@ def run(cfg: Config, out=None, progress: bool = True, pairs: dict | None = None,
             return result
         test_src, _, refs = data.splits["test"]
         result["truncated_test_sources"] = sum(len(data.src_seg.split(s)) > cfg.max_src_len for s, _ in pairs["test"])
-        (out / "test_references.txt").write_text("".join(f"{r}\n" for r in refs))
-        for name, beam in (("greedy", 1), (f"beam{cfg.beam}", cfg.beam)):
-            t0 = time.perf_counter()
-            scored = score(cfg, data.tgt_vocab, translate_ids(cfg, model, params, test_src, beam), refs, data.tgt_seg)
-            (out / f"test_{name}.txt").write_text("".join(f"{h}\n" for h in scored["hypotheses"]))  # for ``compare``
-            result[name] = {k: v for k, v in scored.items() if k != "hypotheses"} | {"wall_s": time.perf_counter() - t0}
+        for name, scored in decode_test_split(cfg, model, params, test_src, refs, data.tgt_vocab, data.tgt_seg, cfg.beam, out).items():
+            result[name] = {k: v for k, v in scored.items() if k != "hypotheses"}
             result[name]["examples"] = [{"source": s, "reference": r, "output": h} for (s, _), r, h in
                                         list(zip(pairs["test"], refs, scored["hypotheses"]))[:20]]  # the first twenty of the test split: a fixed rule
         result["wall_s"] = time.perf_counter() - start
@@ -723,13 +734,9 @@ def run_ensemble(args):
     refs = [t for _, t in test]
     beam = cfg.beam if args.beam is None else args.beam
     out.mkdir(parents=True, exist_ok=True)
-    (out / "test_references.txt").write_text("".join(f"{r}\n" for r in refs))
     result = {"members": [str(r) for r in runs]}
-    for name, width in (("greedy", 1), (f"beam{beam}", beam)):
-        t0 = time.perf_counter()
-        scored = score(cfg, tgt_vocab, translate_ids(cfg, models, params, sources, width), refs, tgt_seg)
-        (out / f"test_{name}.txt").write_text("".join(f"{h}\n" for h in scored["hypotheses"]))
-        result[name] = {k: v for k, v in scored.items() if k != "hypotheses"} | {"wall_s": time.perf_counter() - t0}
+    for name, scored in decode_test_split(cfg, models, params, sources, refs, tgt_vocab, tgt_seg, beam, out).items():
+        result[name] = {k: v for k, v in scored.items() if k != "hypotheses"}
         print(f"test {name}, {len(runs)} members: " + (f"BLEU {scored['bleu']:.2f}, " if "bleu" in scored else "")
               + f"exact match {scored['exact_match']:.4f}")
     (out / "result.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
