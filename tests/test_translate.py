@@ -220,7 +220,7 @@ def test_an_ensemble_of_runs_scores_the_test_split_and_refuses_what_it_cannot_co
     assert (tmp_path / "twice" / "test_greedy.txt").read_text() == (out / "test_greedy.txt").read_text()
     compared = translate.main(["compare", str(other), str(tmp_path / "ens")])  # compare takes an ensemble's folder
     assert set(compared) == {str(other), str(tmp_path / "ens")}
-    seed = tmp_path / "seed"  # the synthetic task's split is drawn from the seed
+    seed = tmp_path / "seed"  # another seed: another split of the synthetic task, so other vocabularies (refused first)
     translate.run(translate.Config(**dict(translate.QUICK, hidden=16, embed=8, steps=2, eval_every=2, checkpoint_every=2, seed=1)),
                   out=seed, progress=False)
     for argv, message in (([str(out)], "needs two or more trained runs, got 1"),
