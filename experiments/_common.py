@@ -82,7 +82,7 @@ def check_cell(name: str, allowed=None) -> None:
         raise ValueError(f"unknown cell {name!r}; expected one of {sorted(allowed)}")
 
 
-ZERO_ALLOWED = {"seed": "", "subwords": " (0: words)", "patience": " (0: no early stopping)", "dictionary_entries": " (0: none)", "permutation_seed": "", "eval_every": " (0: only at the end)",
+ZERO_ALLOWED = {"seed": "", "subwords": " (0: words)", "patience": " (0: no early stopping)", "dictionary_entries": " (0: none)", "bible_verses": " (0: none)", "permutation_seed": "", "eval_every": " (0: only at the end)",
                 "checkpoint_every": " (0: only at the end)", "run_folds": " (0: all folds)", "chunk": " (0: one chunk)",
                 "remat": " (0: no remat)", "eval_subset": " (0: all)", "train_subset": " (0: all)", "min_count": "",
                 "t_max": " (0: the task's length)"}

@@ -25,6 +25,9 @@ test; verses are long (median 23 English words), so raise ``--max_src_len`` and 
 "marking pen"; ``translation.dictionary_entries``) to the de-en training pairs, none from the line of a
 validation or test sentence; ``--dictionary_tag=true`` starts each entry's German with :data:`DICTIONARY_TAG`,
 so the model can tell a dictionary entry from a sentence (a domain tag, Kobus et al. 2017).
+``--bible_verses=N`` adds up to N Bible verses, German (Schlachter) → English (World English Bible), from
+the en-fr task's package (every book: the held-out sentences are Ding's), and ``--bible_tag=true`` starts
+each verse's German with :data:`BIBLE_TAG`: more sentences, of another domain and an older German.
 Sentences are lower-cased words and punctuation (``words``; each vocabulary holds the training words seen
 ``min_count`` times, the rest map to ``<unk>``) or, with ``--subwords=N``, subword pieces: one sentencepiece
 BPE model of N pieces per language (``rnnjax.datasets.subwords``), learnt from the training split only and
@@ -86,6 +89,8 @@ from rnnjax.run_dir import RunDir
 SYNTHETIC = ("reverse", "addition")
 DICTIONARY_TAG = "<entry>"
 """``--dictionary_tag``: the word before each dictionary entry's German; no sentence of the corpus holds it."""
+BIBLE_TAG = "<bible>"
+"""``--bible_tag``: the word before each added Bible verse's German."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +108,8 @@ class Config(_common.TrainConfig):
     subwords: int = 2000  # 0: words; N: a sentencepiece BPE model of N pieces per language
     dictionary_entries: int = 0  # de-en: up to N word/phrase entries of the dictionary as extra training pairs
     dictionary_tag: bool = False  # each entry's source starts with the word DICTIONARY_TAG (a domain tag)
+    bible_verses: int = 0  # de-en: up to N German→English Bible verses as extra training pairs
+    bible_tag: bool = False  # each verse's source starts with the word BIBLE_TAG
     ablations: bool = False  # also train each part of the recipe switched off (ABLATIONS), in OUT/NAME each
     # the low-resource recipe (Sennrich & Zhang 2019), on by default: see rnnjax.models.seq2seq
     bidirectional: bool = True  # the encoder reads both ways (Bahdanau et al. 2015)
@@ -151,6 +158,10 @@ class Config(_common.TrainConfig):
             raise ValueError("dictionary_tag marks the dictionary entries added to the training pairs; give --dictionary_entries=N too")
         if self.dictionary_entries and self.task != "de-en":
             raise ValueError(f"dictionary_entries: only the de-en task has a dictionary, not {self.task!r}")
+        if self.bible_tag and not self.bible_verses:
+            raise ValueError("bible_tag marks the Bible verses added to the training pairs; give --bible_verses=N too")
+        if self.bible_verses and self.task != "de-en":
+            raise ValueError(f"bible_verses: German→English verses join the de-en task only, not {self.task!r}")
         if 0 < self.subwords < 8:
             raise ValueError(f"subwords must be 0 (words) or at least 8 pieces, got {self.subwords}")
 
@@ -171,13 +182,14 @@ ABLATIONS = {
     "no-attention": ("no attention", {"attention": False, "lexical": False, "input_feeding": False}),  # both need attention
     "dictionary": ("plus 20,000 dictionary entries", {"dictionary_entries": 20000}),
     "dictionary-tagged": ("plus 20,000 dictionary entries, tagged", {"dictionary_entries": 20000, "dictionary_tag": True}),
+    "bible-tagged": ("plus 20,000 Bible verses, tagged", {"bible_verses": 20000, "bible_tag": True}),
     "lexical": ("plus the lexical model", {"lexical": True}),
     "input-feeding": ("plus input feeding", {"input_feeding": True}),
     "average": ("plus the params' moving average (decay 0.999)", {"average": 0.999}),
 }
 """``--ablations``: ``{folder: (what, the config's fields changed)}``, each run beside the config as given
 (``OUT/config``); a change that leaves the config as it is (the option already off) or that the task
-refuses (the dictionary outside de-en) is not run."""
+refuses (the dictionary or the verses outside de-en) is not run."""
 
 
 class TranslateError(ValueError):
@@ -220,7 +232,8 @@ def load(cfg: Config) -> dict[str, list[tuple[str, str]]]:
         return translation.bible("en", "fr")
     if cfg.task != "de-en":
         raise ValueError(f"unknown task {cfg.task!r}; expected one of {list(Config.CHOICES['task'])}")
-    return translation.german_english(entries=cfg.dictionary_entries, tag=DICTIONARY_TAG if cfg.dictionary_tag else "")
+    return translation.german_english(entries=cfg.dictionary_entries, tag=DICTIONARY_TAG if cfg.dictionary_tag else "",
+                                      verses=cfg.bible_verses, verses_tag=BIBLE_TAG if cfg.bible_tag else "")
 
 
 class Segmenter(NamedTuple):

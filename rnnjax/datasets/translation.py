@@ -199,24 +199,38 @@ def split(pairs, every: int = 20) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def german_english(cache=None, entries: int = 0, tag: str = "") -> dict[str, list[tuple[str, str]]]:
+def german_english(cache=None, entries: int = 0, tag: str = "", verses: int = 0, verses_tag: str = "",
+                   src: DebSource = DING, bible_src: text.Source | None = None) -> dict[str, list[tuple[str, str]]]:
     """The Ding example sentences as ``{"train", "validation", "test"}`` lists of ``(German, English)``;
     ``entries``: add up to that many of the dictionary's word and phrase entries to ``train`` (never from a
-    line of a validation or test sentence), chosen by the sha256 of the German (a fixed, spread sample);
-    ``tag``: a word put before each entry's German (``"<entry> Markierungsstift"``), so that a model can tell
-    the entries from the sentences (a domain tag: Kobus, Crego & Senellart 2017, "Domain control for neural
-    machine translation"); sentences, which is all a user translates, carry none."""
-    dictionary = read_member(DING, cache)
+    line of a validation or test sentence); ``tag``: a word put before each entry's German
+    (``"<entry> Markierungsstift"``), so that a model can tell the entries from the sentences (a domain tag:
+    Kobus, Crego & Senellart 2017, "Domain control for neural machine translation"); sentences, which is all
+    a user translates, carry none. ``verses``, ``verses_tag``: the same for Bible verses, German (Schlachter)
+    → English (World English Bible), every book (:func:`bible`; ``bible_src`` its archive, :data:`BIBLE` by
+    default). Each extra is a fixed, spread sample (:func:`spread_sample`) whose German is no held-out sentence."""
+    dictionary = read_member(src, cache)
     pairs = parse_pairs(dictionary)
     if not pairs:
-        raise DataError(f"no sentence pairs in {_where(DING, DING.member)}")
+        raise DataError(f"no sentence pairs in {_where(src, src.member)}")
     out = split(pairs)
+    held_out = {de for name in ("validation", "test") for de, _ in out[name]}
     if entries:
-        held_out = {de for name in ("validation", "test") for de, _ in out[name]}
         found = dictionary_entries(dictionary, held_out)
-        found.sort(key=lambda pair: hashlib.sha256(pair[0].encode()).digest())
-        out["train"] = out["train"] + [(f"{tag} {de}" if tag else de, en) for de, en in found[:entries]]
+        out["train"] = out["train"] + spread_sample(found, entries, held_out, tag)
+    if verses:
+        books = bible("de", "en", cache, bible_src or BIBLE)
+        every = [pair for name in ("train", "validation", "test") for pair in books[name]]
+        out["train"] = out["train"] + spread_sample(every, verses, held_out, verses_tag)
     return out
+
+
+def spread_sample(pairs, n: int, held_out=frozenset(), tag: str = "") -> list[tuple[str, str]]:
+    """Up to ``n`` of ``pairs`` whose source is not in ``held_out``: the first ``n`` in the order of the
+    sha256 of the source (a fixed sample spread over the whole list, whatever its order), each source
+    prefixed with the word ``tag`` when one is given."""
+    kept = sorted((p for p in pairs if p[0] not in held_out), key=lambda pair: hashlib.sha256(pair[0].encode()).digest())
+    return [(f"{tag} {de}" if tag else de, en) for de, en in kept[:n]]
 
 
 BIBLE = text.Source(
