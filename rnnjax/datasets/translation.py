@@ -208,7 +208,8 @@ def german_english(cache=None, entries: int = 0, tag: str = "", verses: int = 0,
     Kobus, Crego & Senellart 2017, "Domain control for neural machine translation"); sentences, which is all
     a user translates, carry none. ``verses``, ``verses_tag``: the same for Bible verses, German (Schlachter)
     → English (World English Bible), every book (:func:`bible`; ``bible_src`` its archive, :data:`BIBLE` by
-    default). Each extra is a fixed, spread sample (:func:`spread_sample`) whose German is no held-out sentence."""
+    default). Each extra is a fixed, spread sample (:func:`spread_sample`) whose German is no held-out sentence.
+    ``src``: the dictionary's archive (tests give a small one)."""
     dictionary = read_member(src, cache)
     pairs = parse_pairs(dictionary)
     if not pairs:
