@@ -31,8 +31,8 @@ def unroll(cell: Cell, params, xs, carry=None, mask=None, reverse: bool = False,
         (NaN and inf included) reaches neither the outputs nor any gradient.
       reverse: run from ``t = T-1`` down to 0; ``ys[t]`` still lines up with ``xs[t]``.
       fast: use :mod:`rnnjax.fused` where the cell has a ``core``: a hand-written backward pass that
-        reuses the forward pass's recurrent products, with the weight gradients formed beside the
-        recurrence (CPU) or as one large matmul after it (GPU/TPU). The two paths give the same values
+        reuses the forward pass's recurrent products, with each weight gradient formed as one matmul
+        over every step (and example) after the backward scan. The two paths give the same values
         and gradients; ``fast=False`` is plain autodiff through ``lax.scan`` and also supports
         forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``).
       remat: rematerialise in chunks of this many steps: an outer ``lax.scan`` over chunks, each chunk's
